@@ -1,0 +1,424 @@
+# -*- test-case-name: tests.unit.test_broker -*-
+"""
+The broker: client registry, sessions, routing, retained messages, wills.
+
+Everything shared between connections lives here (the analogue of
+Mosquitto's ``db``), but as an instance, not process globals, so tests can
+run many brokers side by side.  Pure Python: time is passed in as ``now``
+and every delayed action goes through one ``TimerQueue`` that the Twisted
+adapter drives (see `transport/timers.py`).
+
+The routing hot path is ``publish``: one cached trie lookup per topic, one
+encode per wire variant (`message.py`), one ``sink.write`` per subscriber.
+"""
+
+import secrets
+
+from ..mqtt import reason_codes as rc
+from .auth import AllowAll, PasswordAuthenticator
+from .message import Message
+from .metrics import Stats
+from .retain import RetainStore
+from .session import Session, Subscription
+from .subscriptions import SubscriptionTrie
+from .sys_topics import client_offline_payload, client_online_payload
+from .timers import TimerQueue
+
+#: v3.1.1 persistent sessions never expire; v5 uses this value for "never".
+NEVER_EXPIRES = 0xFFFFFFFF
+
+CLIENT_STATUS_TOPIC = "$SYS/brokers/client_status"
+
+
+class Broker:
+    """The broker domain.
+
+    ``config`` is the ``mqtt`` section (``MqttConfig``); ``clock`` a callable
+    returning the current time, used only to stamp events that arrive from
+    outside the packet flow (an asynchronous authenticator answering).
+    """
+
+    def __init__(
+        self,
+        config,
+        authenticator=None,
+        acl=None,
+        deny_action="ignore",
+        clock=None,
+        sys_events=True,
+    ):
+        self.config = config
+        self.authenticator = authenticator or PasswordAuthenticator()
+        self.acl = acl or AllowAll()
+        self.deny_action = deny_action
+        self._clock = clock
+        self._last_now = 0.0
+        self.stats = Stats()
+        self.timers = TimerQueue()
+        self.subscriptions = SubscriptionTrie()
+        self.retained = RetainStore()
+        self.sessions = {}  # client id -> Session
+        self.connections = {}  # client id -> ClientConnection (online only)
+        self.sys_events = sys_events
+        self._shared_cursor = {}
+        self.started = None
+        #: Observers of broker events (webhooks, rules, metrics): callables
+        #: ``fn(event_name, **fields)``; kept out of the hot path when empty.
+        self.observers = []
+        #: Called with every routed message (rule engine, bridges).
+        self.message_taps = []
+
+    def now(self):
+        return self._clock() if self._clock is not None else self._last_now
+
+    # -- connections and sessions ----------------------------------------
+
+    def assign_client_id(self):
+        """NanoMQ's shape for server-assigned ids: ``nanomq-`` + 8 hex."""
+        while True:
+            client_id = "nanomq-" + secrets.token_hex(4)
+            if client_id not in self.sessions:
+                return client_id
+
+    def attach(self, conn, connect, now):
+        """Bind ``conn`` to its session; returns Session Present.
+
+        Handles takeover [MQTT-3.1.4-3] and Clean Start [MQTT-3.1.2-4/5].
+        """
+        self._last_now = now
+        client_id = conn.client_id
+        session = self.sessions.get(client_id)
+        if session is not None and session.conn is not None:
+            old = session.conn
+            old.server_disconnect(rc.SESSION_TAKEN_OVER, now, "session taken over")
+            self._close_connection(old, now, taken_over=True, new_clean=conn.clean_start)
+            session = self.sessions.get(client_id)
+        if session is not None and session.will_timer is not None:
+            # A new connection before the will delay passed: no will
+            # [MQTT-3.1.3-9] -- unless the session ends right now.
+            if conn.clean_start:
+                handle = session.will_timer
+                session.will_timer = None
+                handle.cancel()
+                handle.fn(*handle.args)
+            else:
+                session.will_timer.cancel()
+                session.will_timer = None
+        if session is not None and conn.clean_start:
+            self._end_session(session, now)
+            session = None
+        session_present = session is not None
+        if session is None:
+            session = Session(client_id, self.stats, self.config.max_mqueue_len)
+            session.owner = self
+            session.created = now
+            self.sessions[client_id] = session
+        elif session.expiry_timer is not None:
+            session.expiry_timer.cancel()
+            session.expiry_timer = None
+        if conn.v5:
+            session.expiry_interval = conn._connect.properties.get(
+                "session_expiry_interval", 0
+            )
+        else:
+            session.expiry_interval = 0 if conn.clean_start else NEVER_EXPIRES
+        session.username = conn.username
+        session.conn = conn
+        conn.session = session
+        self.connections[client_id] = conn
+        self.stats.connects += 1
+        return session_present
+
+    def detach(self, conn, now):
+        """The network connection of ``conn`` closed."""
+        self._last_now = now
+        self._close_connection(conn, now)
+
+    def _close_connection(self, conn, now, taken_over=False, new_clean=False):
+        from .connection import CLOSED
+
+        conn.state = CLOSED
+        session = conn.session
+        if session is None or session.conn is not conn:
+            return
+        session.conn = None
+        if self.connections.get(conn.client_id) is conn:
+            del self.connections[conn.client_id]
+        self.stats.disconnects += 1
+        if session.retry_timer is not None:
+            session.retry_timer.cancel()
+            session.retry_timer = None
+        will = conn.will
+        conn.will = None
+        ends = session.expiry_interval == 0 or (taken_over and new_clean)
+        if will is not None:
+            delay = conn.will_delay if conn.v5 else 0
+            if ends or delay == 0:
+                self._publish_will(will, conn.client_id, conn.username, now)
+            else:
+                if session.expiry_interval != NEVER_EXPIRES:
+                    delay = min(delay, session.expiry_interval)
+                session.will_timer = self.timers.call_at(
+                    now + delay, self._will_due, session, will, conn.username
+                )
+        reason = conn.disconnect_reason
+        if reason is None or (conn.graceful and reason < 0x80):
+            reason = 0
+        self._emit_status_offline(conn, reason, now)
+        if ends:
+            self._end_session(session, now)
+        elif session.expiry_interval != NEVER_EXPIRES:
+            session.expiry_timer = self.timers.call_at(
+                now + session.expiry_interval, self._expire_session, session
+            )
+
+    def _will_due(self, session, will, username):
+        session.will_timer = None
+        self._publish_will(will, session.client_id, username, self.timers_now)
+
+    def _expire_session(self, session):
+        session.expiry_timer = None
+        if session.conn is None and self.sessions.get(session.client_id) is session:
+            self._end_session(session, self.timers_now)
+
+    def _end_session(self, session, now):
+        """Forget a session: its subscriptions leave the routing trie."""
+        if session.will_timer is not None:
+            # The session ends before the will delay: send it now [MQTT-3.1.3-9].
+            handle = session.will_timer
+            session.will_timer = None
+            handle.cancel()
+            handle.fn(*handle.args)
+        session.cancel_timers()
+        for topic_filter in list(session.subscriptions):
+            self.subscriptions.remove(session.client_id, topic_filter)
+        session.subscriptions.clear()
+        session.clear_messages()
+        if self.sessions.get(session.client_id) is session:
+            del self.sessions[session.client_id]
+
+    def _publish_will(self, will, client_id, username, now):
+        if not self.acl.check(_WillClient(client_id, username), "publish", will.topic):
+            return
+        message = Message(
+            will.topic,
+            will.payload,
+            will.qos,
+            will.retain,
+            {
+                k: v
+                for k, v in will.properties.items()
+                if k != "will_delay_interval"
+            }
+            or None,
+            now,
+            client_id,
+            username,
+        )
+        self.publish(message, now)
+
+    def ensure_retry(self, session, now):
+        """Arm the 3.1.1 retransmission timer for ``session``.
+
+        MQTT 5 forbids resending except on reconnect [MQTT-4.4.0-1], so only
+        3.x connections get a timer (see docs/compatibility.md).
+        """
+        if session.retry_timer is None:
+            session.retry_timer = self.timers.call_at(
+                now + self.config.retry_interval, self._retry_due, session
+            )
+
+    def _retry_due(self, session):
+        session.retry_timer = None
+        now = self.timers_now
+        if session.conn is None or not session.inflight:
+            return
+        session.resend_inflight(now, older_than=now - self.config.retry_interval)
+        self.ensure_retry(session, now)
+
+    def run_timers(self, now):
+        """Run every due timer (called by the adapter's one DelayedCall)."""
+        self._last_now = now
+        self.timers_now = now
+        return self.timers.run_due(now)
+
+    timers_now = 0.0
+
+    # -- subscriptions -----------------------------------------------------
+
+    def subscribe(self, session, option, qos, sub_id, now):
+        """Add or replace one subscription and send matching retained
+        messages per Retain Handling [MQTT-3.3.1-9..11]."""
+        topic_filter = option.topic_filter
+        share_group = None
+        real_filter = topic_filter
+        if topic_filter.startswith("$share/"):
+            _, share_group, real_filter = topic_filter.split("/", 2)
+        elif topic_filter.startswith("$queue/"):
+            share_group, real_filter = "$queue", topic_filter[7:]
+        sub = Subscription(
+            session.client_id,
+            topic_filter,
+            qos,
+            option.no_local,
+            option.retain_as_published,
+            option.retain_handling,
+            sub_id,
+            share_group,
+        )
+        existed = self.subscriptions.add(session.client_id, topic_filter, sub)
+        session.subscriptions[topic_filter] = sub
+        if share_group is not None:
+            return  # no retained messages for shared subscriptions [MQTT-4.8.2-?]
+        handling = option.retain_handling
+        if handling == 2 or (handling == 1 and existed):
+            return
+        sub_ids = (sub_id,) if sub_id is not None else None
+        for message, _remaining in self.retained.match(real_filter, now):
+            session.deliver(message, min(qos, message.qos), True, sub_ids, now)
+
+    def unsubscribe(self, session, topic_filter):
+        if session.subscriptions.pop(topic_filter, None) is None:
+            return False
+        self.subscriptions.remove(session.client_id, topic_filter)
+        return True
+
+    # -- routing -------------------------------------------------------------
+
+    def publish(self, message, now, origin=None):
+        """Route one message; returns whether any subscriber matched."""
+        stats = self.stats
+        stats.received += 1
+        topic = message.topic
+        if message.retain:
+            stats.retained_received += 1
+            if message.payload:
+                self.retained.set(
+                    topic,
+                    message,
+                    now,
+                    message.properties.get("message_expiry_interval")
+                    if message.properties
+                    else None,
+                )
+            else:
+                # [MQTT-3.3.1-6/7]: an empty retained message clears the topic.
+                self.retained.delete(topic)
+        for tap in self.message_taps:
+            tap(message, now)
+        match = self.subscriptions.match(topic)
+        normal = match.normal
+        shared = match.shared
+        if not normal and not shared:
+            stats.dropped_no_subscriber += 1
+            return False
+        sessions = self.sessions
+        sender = message.sender
+        msg_qos = message.qos
+        msg_retain = message.retain
+        for client_id, subs in normal.items():
+            session = sessions.get(client_id)
+            if session is None:
+                continue
+            if len(subs) == 1:
+                sub = subs[0]
+                if sub.no_local and client_id == sender:
+                    continue  # [MQTT-3.8.3-3]
+                qos = sub.qos if sub.qos < msg_qos else msg_qos
+                retain = msg_retain and sub.retain_as_published
+                sub_ids = None if sub.identifier is None else (sub.identifier,)
+            else:
+                # Overlapping subscriptions: one copy at the highest QoS with
+                # every identifier [MQTT-3.3.4-2, MQTT-3.3.4-3].
+                subs = [s for s in subs if not (s.no_local and client_id == sender)]
+                if not subs:
+                    continue
+                qos = min(max(s.qos for s in subs), msg_qos)
+                retain = msg_retain and any(s.retain_as_published for s in subs)
+                ids = tuple(s.identifier for s in subs if s.identifier is not None)
+                sub_ids = ids or None
+            session.deliver(message, qos, retain, sub_ids, now)
+        for group_key, members in shared:
+            self._deliver_shared(group_key, members, message, now)
+        return True
+
+    def _deliver_shared(self, group_key, members, message, now):
+        """Round robin over a share group's members, skipping those that
+        are offline or congested; QoS 1/2 falls back to an offline member's
+        queue when nobody is online [MQTT-4.8.2-?]."""
+        count = len(members)
+        start = self._shared_cursor.get(group_key, 0)
+        sessions = self.sessions
+        fallback = None
+        for step in range(count):
+            client_id, sub = members[(start + step) % count]
+            session = sessions.get(client_id)
+            if session is None:
+                continue
+            conn = session.conn
+            if conn is None or conn.sink.congested:
+                if fallback is None:
+                    fallback = (session, sub)
+                continue
+            self._shared_cursor[group_key] = (start + step + 1) % count
+            self._deliver_one(session, sub, message, now)
+            return
+        if fallback is not None and message.qos > 0:
+            self._shared_cursor[group_key] = (start + 1) % count
+            self._deliver_one(fallback[0], fallback[1], message, now)
+        else:
+            self.stats.dropped += 1
+
+    @staticmethod
+    def _deliver_one(session, sub, message, now):
+        qos = sub.qos if sub.qos < message.qos else message.qos
+        retain = message.retain and sub.retain_as_published
+        sub_ids = None if sub.identifier is None else (sub.identifier,)
+        session.deliver(message, qos, retain, sub_ids, now)
+
+    def publish_internal(self, topic, payload, now, qos=0, retain=False, properties=None):
+        """Publish a broker-made message ($SYS notices, REST, rules)."""
+        return self.publish(Message(topic, payload, qos, retain, properties, now), now)
+
+    # -- events ---------------------------------------------------------------
+
+    def on_connected(self, conn, now):
+        self._emit_status_online(conn, 0, now)
+        for observer in self.observers:
+            observer("client_connack", conn=conn, code=0, now=now)
+
+    def on_refused(self, conn, code, now):
+        self._emit_status_online(conn, code, now)
+        for observer in self.observers:
+            observer("client_connack", conn=conn, code=code, now=now)
+
+    def _emit_status_online(self, conn, code, now):
+        if self.sys_events:
+            payload = client_online_payload(conn, code, now)
+            self.publish_internal(CLIENT_STATUS_TOPIC, payload, now)
+
+    def _emit_status_offline(self, conn, reason, now):
+        if self.sys_events:
+            payload = client_offline_payload(conn, reason, now)
+            self.publish_internal(CLIENT_STATUS_TOPIC, payload, now)
+        for observer in self.observers:
+            observer("client_disconnected", conn=conn, reason=reason, now=now)
+
+    # -- gauges ----------------------------------------------------------------
+
+    @property
+    def connection_count(self):
+        return len(self.connections)
+
+    @property
+    def session_count(self):
+        return len(self.sessions)
+
+
+class _WillClient:
+    """Stands in for a connection when the ACL judges a delayed will."""
+
+    def __init__(self, client_id, username):
+        self.client_id = client_id
+        self.username = username
+        self.peer = None

@@ -1,0 +1,404 @@
+# -*- test-case-name: tests.protocol.test_protocol -*-
+"""
+The per-connection MQTT state machine, free of any I/O.
+
+``ClientConnection.receive(packet, now)`` is fed every decoded packet of
+one network connection.  It answers through its ``sink`` (``write(bytes)``,
+``close()``, ``congested``) and asks the ``Broker`` for everything shared
+between connections: sessions, routing, retained messages.
+
+The transport (`transport/protocol.py`) owns the single mapping from an
+``MqttError`` to what goes on the wire; this class raises ``MqttError`` for
+protocol violations it finds itself and lets the transport end the
+connection, exactly as for decoder errors.
+"""
+
+from ..mqtt import reason_codes as rc
+from ..mqtt.codec import encode
+from ..mqtt.errors import MqttError, ProtocolError
+from ..mqtt.packets import (
+    MQTT_5,
+    AUTH,
+    CONNECT,
+    DISCONNECT,
+    PINGREQ,
+    PUBACK,
+    PUBCOMP,
+    PUBLISH,
+    PUBREC,
+    PUBREL,
+    SUBSCRIBE,
+    UNSUBSCRIBE,
+    Connack,
+    Disconnect,
+    Pingresp,
+    Puback,
+    Pubcomp,
+    Pubrec,
+    Pubrel,
+    Suback,
+    Unsuback,
+)
+from ..mqtt.topics import validate_topic_filter
+from .auth import PENDING, ConnectRequest
+from .message import Message, forwarded_properties
+
+NEW, AUTHENTICATING, CONNECTED, CLOSED = range(4)
+
+#: Largest packet the protocol allows (remaining length limit plus header).
+ABSOLUTE_MAX_PACKET = 268435460
+
+
+class ClientConnection:
+    """One network connection of one MQTT client."""
+
+    def __init__(self, broker, sink, peer=None, listener="default"):
+        self.broker = broker
+        self.sink = sink
+        self.peer = peer
+        self.listener = listener
+        self.state = NEW
+        self.level = 4
+        self.v5 = False
+        self.client_id = None
+        self.username = None
+        self.keepalive = 0
+        self.clean_start = True
+        self.session = None
+        self.will = None
+        self.will_delay = 0
+        self.receive_maximum = 65535
+        self.max_outgoing = ABSOLUTE_MAX_PACKET
+        self.topic_alias_max = 0
+        self.request_problem_information = True
+        self.aliases_in = {}
+        self.connected_at = None
+        self.disconnect_reason = None
+        self.graceful = False
+        self._pending = []
+
+    # -- helpers -----------------------------------------------------------
+
+    def encode(self, packet):
+        return encode(packet, self.level)
+
+    def send(self, packet):
+        data = encode(packet, self.level)
+        self.sink.write(data)
+        self.broker.stats.bytes_sent += len(data)
+
+    @property
+    def keepalive_timeout(self):
+        """Seconds of silence after which the client is dropped
+        [MQTT-3.1.2-22]: ``keepalive × keepalive_multiplier``; 0 = never."""
+        if not self.keepalive:
+            return 0
+        return self.keepalive * self.broker.config.keepalive_multiplier
+
+    # -- input -------------------------------------------------------------
+
+    def receive(self, packet, now):
+        """Handle one decoded packet.  Raises ``MqttError`` on violations."""
+        state = self.state
+        if state == CONNECTED:
+            ptype = packet.type
+            if ptype == PUBLISH:
+                self._on_publish(packet, now)
+            elif ptype == PUBACK:
+                self.session.on_puback(packet.packet_id, now)
+            elif ptype == PUBREC:
+                self._on_pubrec(packet, now)
+            elif ptype == PUBREL:
+                self._on_pubrel(packet, now)
+            elif ptype == PUBCOMP:
+                self.session.on_pubcomp(packet.packet_id, now)
+            elif ptype == SUBSCRIBE:
+                self._on_subscribe(packet, now)
+            elif ptype == UNSUBSCRIBE:
+                self._on_unsubscribe(packet, now)
+            elif ptype == PINGREQ:
+                self.send(Pingresp())
+            elif ptype == DISCONNECT:
+                self._on_disconnect(packet, now)
+            elif ptype == AUTH:
+                # No enhanced authentication was negotiated [MQTT-4.12.0-6].
+                raise ProtocolError("AUTH without an authentication method")
+            else:
+                # CONNECT twice [MQTT-3.1.0-2] or a server-only packet.
+                raise ProtocolError("unexpected packet type %d" % (ptype,))
+        elif state == NEW:
+            if packet.type != CONNECT:
+                raise ProtocolError("first packet must be CONNECT [MQTT-3.1.0-1]")
+            self._on_connect(packet, now)
+        elif state == AUTHENTICATING:
+            # Pipelined after CONNECT; replayed once authentication is done.
+            if len(self._pending) >= 1000:
+                raise MqttError(rc.QUOTA_EXCEEDED, "too many packets before CONNACK")
+            self._pending.append(packet)
+
+    # -- CONNECT -------------------------------------------------------------
+
+    def _on_connect(self, connect, now):
+        self.level = connect.protocol_level
+        self.v5 = self.level == MQTT_5
+        props = connect.properties
+        self.keepalive = connect.keepalive
+        self.clean_start = connect.clean_start
+        self.username = connect.username
+        client_id = connect.client_id
+        assigned = False
+        if not client_id:
+            if not self.v5 and not connect.clean_start:
+                # [MQTT-3.1.3-8]: a 3.1.1 client with CleanSession=0 must
+                # supply an id.  NanoMQ invents one; we follow the spec.
+                self._refuse(rc.CLIENT_IDENTIFIER_NOT_VALID, connect, now)
+                return
+            client_id = self.broker.assign_client_id()
+            assigned = True
+        self.client_id = client_id
+        if self.v5:
+            if "authentication_method" in props:
+                self._refuse(rc.BAD_AUTHENTICATION_METHOD, connect, now)
+                return
+            self.receive_maximum = props.get("receive_maximum", 65535)
+            if self.receive_maximum == 0:
+                raise ProtocolError("Receive Maximum of 0 [MQTT-3.1.2-?]")
+            if "maximum_packet_size" in props:
+                self.max_outgoing = props["maximum_packet_size"]
+            else:
+                self.max_outgoing = self.broker.config.client_max_packet_size
+            self.topic_alias_max = props.get("topic_alias_maximum", 0)
+            self.request_problem_information = bool(
+                props.get("request_problem_information", 1)
+            )
+        else:
+            self.max_outgoing = self.broker.config.client_max_packet_size
+        self.will = connect.will
+        if connect.will is not None and self.v5:
+            self.will_delay = connect.will.properties.get("will_delay_interval", 0)
+        self._assigned = assigned
+        self._connect = connect
+        self.state = AUTHENTICATING
+        request = ConnectRequest(
+            client_id,
+            connect.username,
+            connect.password,
+            self.peer,
+            self.level,
+            self.listener,
+        )
+        result = self.broker.authenticator.authenticate(
+            request, lambda code: self.auth_done(code, self.broker.now())
+        )
+        if result is not PENDING:
+            self.auth_done(result, now)
+
+    def auth_done(self, code, now):
+        """Finish CONNECT once the authenticator has answered."""
+        if self.state != AUTHENTICATING:
+            return
+        connect = self._connect
+        if code != rc.SUCCESS:
+            self.broker.stats.auth_failures += 1
+            self._refuse(code, connect, now)
+            return
+        session_present = self.broker.attach(self, connect, now)
+        self.state = CONNECTED
+        self.connected_at = now
+        props = {}
+        if self.v5:
+            if self._assigned:
+                props["assigned_client_identifier"] = self.client_id
+            cfg = self.broker.config
+            if cfg.max_topic_alias:
+                props["topic_alias_maximum"] = min(cfg.max_topic_alias, 65535)
+            props["maximum_packet_size"] = cfg.max_packet_size
+        self.send(Connack(session_present, rc.SUCCESS, props))
+        self.broker.on_connected(self, now)
+        self.session.resend_inflight(now)
+        self.session.pump(now)
+        pending, self._pending = self._pending, []
+        for packet in pending:
+            if self.state != CONNECTED:
+                break
+            self.receive(packet, now)
+
+    def _refuse(self, code, connect, now):
+        """CONNACK with a failure code, then close [MQTT-3.2.2-6]."""
+        if self.v5:
+            self.send(Connack(False, code))
+        else:
+            self.send(Connack(False, rc.connack_code_for_v3(code)))
+        self.state = CLOSED
+        self.will = None
+        self.broker.on_refused(self, code, now)
+        self.sink.close()
+
+    # -- PUBLISH (inbound) ---------------------------------------------------
+
+    def _on_publish(self, packet, now):
+        topic = packet.topic
+        props = packet.properties
+        if self.v5 and props:
+            alias = props.get("topic_alias")
+            if alias is not None:
+                limit = self.broker.config.max_topic_alias
+                if alias == 0 or alias > limit:
+                    raise MqttError(rc.TOPIC_ALIAS_INVALID, "topic alias out of range")
+                if topic:
+                    self.aliases_in[alias] = topic
+                else:
+                    topic = self.aliases_in.get(alias)
+                    if topic is None:
+                        raise MqttError(rc.PROTOCOL_ERROR, "unknown topic alias")
+        qos = packet.qos
+        broker = self.broker
+        allowed = broker.acl.check(self, "publish", topic)
+        if not allowed:
+            self._publish_denied(packet, now)
+            return
+        if qos == 2:
+            awaiting = self.session.awaiting_rel
+            if packet.packet_id in awaiting:
+                # A DUP re-send of a message already routed [MQTT-4.3.3-10].
+                self.send(Pubrec(packet.packet_id))
+                return
+        message = Message(
+            topic,
+            packet.payload,
+            qos,
+            packet.retain,
+            forwarded_properties(props) if self.v5 else None,
+            now,
+            self.client_id,
+            self.username,
+        )
+        raw = packet.raw
+        if raw is not None and qos == 0 and topic == packet.topic:
+            if not self.v5:
+                message.seed_wire_form(False, packet.retain, raw)
+            elif not props:
+                message.seed_wire_form(True, packet.retain, raw)
+        matched = broker.publish(message, now, self)
+        if qos == 1:
+            code = rc.SUCCESS if matched or not self.v5 else rc.NO_MATCHING_SUBSCRIBERS
+            self.send(Puback(packet.packet_id, code))
+        elif qos == 2:
+            self.session.awaiting_rel[packet.packet_id] = now
+            code = rc.SUCCESS if matched or not self.v5 else rc.NO_MATCHING_SUBSCRIBERS
+            self.send(Pubrec(packet.packet_id, code))
+
+    def _publish_denied(self, packet, now):
+        """ACL said no: 0x87 in the ack for 5.0, silence for 3.1.1, or a
+        disconnect, per ``auth.deny_action`` (see docs/compatibility.md)."""
+        if self.broker.deny_action == "disconnect":
+            raise MqttError(rc.NOT_AUTHORIZED, "publish to %r denied" % (packet.topic,))
+        if packet.qos == 1:
+            self.send(Puback(packet.packet_id, rc.NOT_AUTHORIZED if self.v5 else 0))
+        elif packet.qos == 2:
+            if self.v5:
+                self.send(Pubrec(packet.packet_id, rc.NOT_AUTHORIZED))
+            else:
+                self.session.awaiting_rel[packet.packet_id] = now
+                self.send(Pubrec(packet.packet_id))
+
+    def _on_pubrel(self, packet, now):
+        awaiting = self.session.awaiting_rel
+        if awaiting.pop(packet.packet_id, None) is None:
+            code = rc.PACKET_IDENTIFIER_NOT_FOUND if self.v5 else 0
+            self.send(Pubcomp(packet.packet_id, code))
+            return
+        self.send(Pubcomp(packet.packet_id))
+
+    def _on_pubrec(self, packet, now):
+        if self.session.on_pubrec(packet.packet_id, packet.reason_code, now):
+            self.send(Pubrel(packet.packet_id))
+        elif packet.reason_code < 0x80 and packet.packet_id not in self.session.inflight:
+            if self.v5:
+                self.send(Pubrel(packet.packet_id, rc.PACKET_IDENTIFIER_NOT_FOUND))
+            else:
+                self.send(Pubrel(packet.packet_id))
+
+    # -- SUBSCRIBE / UNSUBSCRIBE ---------------------------------------------
+
+    def _on_subscribe(self, packet, now):
+        sub_id = packet.properties.get("subscription_identifier") if self.v5 else None
+        if sub_id == 0:
+            raise ProtocolError("Subscription Identifier 0 [MQTT-3.8.2.1.2]")
+        failure = rc.UNSPECIFIED_ERROR
+        codes = []
+        granted = []
+        for option in packet.subscriptions:
+            topic_filter = option.topic_filter
+            if not validate_topic_filter(topic_filter):
+                codes.append(rc.TOPIC_FILTER_INVALID if self.v5 else failure)
+                continue
+            is_shared = topic_filter.startswith("$share/") or topic_filter.startswith(
+                "$queue/"
+            )
+            if is_shared and option.no_local:
+                # [MQTT-3.8.3-4]
+                raise ProtocolError("No Local on a shared subscription")
+            if not self.broker.acl.check(self, "subscribe", topic_filter):
+                if self.broker.deny_action == "disconnect":
+                    raise MqttError(rc.NOT_AUTHORIZED, "subscribe denied")
+                codes.append(rc.NOT_AUTHORIZED if self.v5 else failure)
+                continue
+            qos = min(option.qos, 2)
+            codes.append(qos)
+            granted.append((option, qos))
+        # SUBACK first: retained messages follow it [MQTT-3.8.4-?] so the
+        # client knows the subscription is in place when they arrive.
+        self.send(Suback(packet.packet_id, tuple(codes)))
+        for option, qos in granted:
+            self.broker.subscribe(self.session, option, qos, sub_id, now)
+
+    def _on_unsubscribe(self, packet, now):
+        codes = []
+        for topic_filter in packet.topic_filters:
+            existed = self.broker.unsubscribe(self.session, topic_filter)
+            codes.append(rc.SUCCESS if existed else rc.NO_SUBSCRIPTION_EXISTED)
+        self.send(Unsuback(packet.packet_id, tuple(codes) if self.v5 else ()))
+
+    # -- DISCONNECT and closing ----------------------------------------------
+
+    def _on_disconnect(self, packet, now):
+        if self.v5:
+            expiry = packet.properties.get("session_expiry_interval")
+            if expiry is not None:
+                if self.session.expiry_interval == 0 and expiry != 0:
+                    # [MQTT-3.14.2-2]
+                    raise ProtocolError("session expiry raised from 0 on DISCONNECT")
+                self.session.expiry_interval = expiry
+            if packet.reason_code != rc.DISCONNECT_WITH_WILL:
+                self.will = None
+        else:
+            # [MQTT-3.14.4-3]: a DISCONNECT discards the will.
+            self.will = None
+        self.graceful = True
+        self.disconnect_reason = packet.reason_code
+        self.sink.close()
+
+    def server_disconnect(self, reason_code, now, reason_string=None):
+        """End the connection from the broker's side: DISCONNECT with a
+        reason for 5.0 clients [MQTT-4.13.2-1], a plain close for 3.x."""
+        if self.state == CLOSED:
+            return
+        if self.v5 and self.state == CONNECTED:
+            props = {}
+            if reason_string and self.request_problem_information:
+                props["reason_string"] = reason_string
+            self.send(Disconnect(reason_code, props))
+        self.disconnect_reason = reason_code
+        self.sink.close()
+
+    def keepalive_expired(self, now):
+        """No packet within keepalive × multiplier [MQTT-3.1.2-22]."""
+        self.server_disconnect(rc.KEEP_ALIVE_TIMEOUT, now, "keep alive timeout")
+
+    def connection_lost(self, now):
+        """The network connection is gone, for whatever reason."""
+        state = self.state
+        self.state = CLOSED
+        if state == CONNECTED:
+            self.broker.detach(self, now)

@@ -1,0 +1,164 @@
+# -*- test-case-name: tests.unit.test_message -*-
+"""
+An application message as it travels through the broker, and its wire forms.
+
+A PUBLISH is parsed once into a ``Message``.  Subscribers differ only in a
+few things -- protocol version, granted QoS, the RETAIN bit, subscription
+identifiers, the remaining expiry, the packet id -- so the encoded bytes are
+cached per *variant* on the message, and a fan-out to a thousand subscribers
+encodes a handful of times, not a thousand.  The packet id is the only
+per-subscriber field; it is patched into a cached template at a known
+offset instead of re-encoding.
+
+When the incoming packet is byte-for-byte what a subscriber should get (a
+3.1.1 QoS 0 non-retained publish, say), the received bytes themselves are
+the cached variant: nothing is encoded at all.
+"""
+
+import math
+
+from ..mqtt.codec import encode_publish
+
+#: Properties that describe the application message and travel with it to
+#: subscribers [MQTT-3.3.2-15..20]; ``topic_alias`` and
+#: ``subscription_identifier`` are per-connection and are not forwarded.
+FORWARDED_PROPERTIES = (
+    "payload_format_indicator",
+    "message_expiry_interval",
+    "content_type",
+    "response_topic",
+    "correlation_data",
+    "user_property",
+)
+
+
+def forwarded_properties(properties):
+    """The subset of an incoming PUBLISH's properties a subscriber sees."""
+    if not properties:
+        return None
+    kept = {k: v for k, v in properties.items() if k in FORWARDED_PROPERTIES}
+    return kept or None
+
+
+class Message:
+    """One application message.
+
+    ``expiry_at`` is the absolute time (same clock as ``now``) after which the
+    message must not be delivered [MQTT-3.3.2-5], or None.  ``sender`` is the
+    client id of the publisher (for No Local) or None for broker-made
+    messages.
+    """
+
+    __slots__ = (
+        "topic",
+        "payload",
+        "qos",
+        "retain",
+        "properties",
+        "expiry_at",
+        "sender",
+        "username",
+        "created",
+        "_variants",
+    )
+
+    def __init__(
+        self,
+        topic,
+        payload,
+        qos=0,
+        retain=False,
+        properties=None,
+        now=0.0,
+        sender=None,
+        username=None,
+    ):
+        self.topic = topic
+        self.payload = payload
+        self.qos = qos
+        self.retain = retain
+        self.properties = properties
+        self.sender = sender
+        self.username = username
+        self.created = now
+        expiry = properties.get("message_expiry_interval") if properties else None
+        self.expiry_at = None if expiry is None else now + expiry
+        self._variants = {}
+
+    def expired(self, now):
+        return self.expiry_at is not None and now >= self.expiry_at
+
+    def seed_wire_form(self, v5, retain, data):
+        """Record ``data`` as the exact QoS 0 form for (v5, retain) with no
+        subscription identifiers (used to forward received bytes as is)."""
+        self._variants[(v5, 0, retain, None, None)] = data
+
+    def _properties_for(self, sub_ids, now):
+        props = self.properties
+        remaining = None
+        if self.expiry_at is not None:
+            remaining = max(0, math.ceil(self.expiry_at - now))
+        if remaining is None and not sub_ids:
+            return props, None
+        out = dict(props) if props else {}
+        if remaining is not None:
+            # [MQTT-3.3.2-6]: forward the expiry minus the time spent here.
+            out["message_expiry_interval"] = remaining
+        if sub_ids:
+            out["subscription_identifier"] = list(sub_ids)
+        return out, remaining
+
+    def wire_qos0(self, v5, retain, sub_ids, now):
+        """The complete QoS 0 PUBLISH for one variant."""
+        if not v5:
+            sub_ids = None
+        remaining = None
+        if v5 and self.expiry_at is not None:
+            remaining = max(0, math.ceil(self.expiry_at - now))
+        key = (v5, 0, retain, sub_ids, remaining)
+        data = self._variants.get(key)
+        if data is None:
+            props = None
+            if v5:
+                props, _ = self._properties_for(sub_ids, now)
+            data = encode_publish(
+                self.topic, self.payload, 0, retain, False, None, props, 5 if v5 else 4
+            )
+            self._variants[key] = data
+        return data
+
+    def wire_template(self, v5, qos, retain, sub_ids, now):
+        """``(bytes, offset)`` of a QoS 1/2 PUBLISH whose packet id sits at
+        ``bytes[offset:offset + 2]``; see ``with_packet_id``."""
+        if not v5:
+            sub_ids = None
+        remaining = None
+        if v5 and self.expiry_at is not None:
+            remaining = max(0, math.ceil(self.expiry_at - now))
+        key = (v5, qos, retain, sub_ids, remaining)
+        entry = self._variants.get(key)
+        if entry is None:
+            props = None
+            if v5:
+                props, _ = self._properties_for(sub_ids, now)
+            data = encode_publish(
+                self.topic, self.payload, qos, retain, False, 1, props, 5 if v5 else 4
+            )
+            # Fixed header byte, remaining-length varint, 2-byte topic length,
+            # topic: the packet id follows [MQTT-3.3.2].
+            pos = 1
+            while data[pos] & 0x80:
+                pos += 1
+            offset = pos + 1 + 2 + (data[pos + 1] << 8 | data[pos + 2])
+            entry = (data, offset)
+            self._variants[key] = entry
+        return entry
+
+
+def with_packet_id(template, packet_id, dup=False):
+    """Patch ``packet_id`` (and the DUP flag) into a ``wire_template``."""
+    data, offset = template
+    head = data[:offset]
+    if dup:
+        head = bytes((head[0] | 0x08,)) + head[1:]
+    return b"".join((head, packet_id.to_bytes(2, "big"), data[offset + 2 :]))

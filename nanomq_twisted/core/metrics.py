@@ -1,0 +1,38 @@
+# -*- test-case-name: tests.unit.test_broker -*-
+"""
+Counters the core keeps for the REST API, Prometheus and ``$SYS``.
+
+Plain integer attributes on one object: the hot path pays an attribute
+increment, nothing more.  Gauges (connections, sessions, topics) are not
+stored here; they are derived from the broker's registries when read, so
+they can never drift from the truth.
+"""
+
+
+class Stats:
+    """Monotonic counters since start (``*_max`` gauges are tracked by the
+    readers that sample them)."""
+
+    __slots__ = (
+        "received",
+        "sent",
+        "dropped",
+        "dropped_no_subscriber",
+        "dropped_queue_full",
+        "dropped_oversize",
+        "dropped_expired",
+        "bytes_received",
+        "bytes_sent",
+        "packets_received",
+        "connects",
+        "disconnects",
+        "auth_failures",
+        "retained_received",
+    )
+
+    def __init__(self):
+        for name in self.__slots__:
+            setattr(self, name, 0)
+
+    def as_dict(self):
+        return {name: getattr(self, name) for name in self.__slots__}

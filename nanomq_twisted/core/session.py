@@ -1,0 +1,256 @@
+# -*- test-case-name: tests.unit.test_session -*-
+"""
+A client's session: what outlives one network connection.
+
+[MQTT-4.1] defines the server's session state: the subscriptions, QoS 1/2
+messages sent but not completely acknowledged, QoS 1/2 messages waiting to
+be sent, QoS 2 messages received but not completely acknowledged, and the
+will and expiry.  All of it lives here, together with the outbound QoS
+flows, because they act on that state and nothing else.
+
+Outbound flow control: at most ``receive_maximum`` QoS 1/2 messages are in
+flight [MQTT-4.9.0-1]; the rest wait in ``queue``, which is bounded by
+``max_queue``.  A message that does not fit is dropped and counted -- a
+stuck subscriber can cost its own messages, never the broker's memory or
+other clients' service.  QoS 0 messages are never queued for an offline
+session (as NanoMQ and Mosquitto by default).
+
+Time enters as ``now``; nothing here schedules anything itself except
+through the broker's ``TimerQueue``.
+"""
+
+from collections import OrderedDict, deque
+
+from ..mqtt.packets import Pubrel
+from .message import with_packet_id
+
+
+class Subscription:
+    """The options one client holds for one topic filter [MQTT-3.8.3.1]."""
+
+    __slots__ = (
+        "client_id",
+        "topic_filter",
+        "qos",
+        "no_local",
+        "retain_as_published",
+        "retain_handling",
+        "identifier",
+        "share_group",
+    )
+
+    def __init__(
+        self,
+        client_id,
+        topic_filter,
+        qos=0,
+        no_local=False,
+        retain_as_published=False,
+        retain_handling=0,
+        identifier=None,
+        share_group=None,
+    ):
+        self.client_id = client_id
+        self.topic_filter = topic_filter
+        self.qos = qos
+        self.no_local = no_local
+        self.retain_as_published = retain_as_published
+        self.retain_handling = retain_handling
+        self.identifier = identifier
+        self.share_group = share_group
+
+
+class Inflight:
+    """One outbound QoS 1/2 message awaiting its acknowledgement."""
+
+    __slots__ = ("message", "qos", "retain", "sub_ids", "awaiting_pubcomp", "sent_at")
+
+    def __init__(self, message, qos, retain, sub_ids, sent_at):
+        self.message = message
+        self.qos = qos
+        self.retain = retain
+        self.sub_ids = sub_ids
+        self.awaiting_pubcomp = False
+        self.sent_at = sent_at
+
+
+class Session:
+    """State for one client id; ``conn`` is the live connection or None."""
+
+    def __init__(self, client_id, stats, max_queue):
+        self.client_id = client_id
+        self.stats = stats
+        self.max_queue = max_queue
+        self.subscriptions = {}  # topic filter as given -> Subscription
+        self.inflight = OrderedDict()  # packet id -> Inflight
+        self.queue = deque()  # (message, qos, retain, sub_ids)
+        self.awaiting_rel = {}  # inbound QoS 2 packet ids -> received at
+        self.conn = None
+        self.expiry_interval = 0
+        self.expiry_timer = None
+        self.retry_timer = None
+        self.will_timer = None
+        self.username = None
+        self.created = 0.0
+        self.owner = None  # the Broker, for timers
+        self._next_pid = 1
+
+    # -- packet identifiers ---------------------------------------------
+
+    def allocate_packet_id(self):
+        """A packet id not in use by an outbound flow [MQTT-2.2.1-3]."""
+        inflight = self.inflight
+        if len(inflight) >= 65535:
+            return None
+        pid = self._next_pid
+        while pid in inflight:
+            pid = pid % 65535 + 1
+        self._next_pid = pid % 65535 + 1
+        return pid
+
+    # -- delivery ----------------------------------------------------------
+
+    def deliver(self, message, qos, retain, sub_ids, now):
+        """Send (or queue) one message to this session at granted ``qos``."""
+        conn = self.conn
+        stats = self.stats
+        if qos == 0:
+            if conn is None or conn.sink.congested:
+                stats.dropped += 1
+                return
+            data = message.wire_qos0(conn.v5, retain, sub_ids, now)
+            if len(data) > conn.max_outgoing:
+                # [MQTT-3.1.2-24]: never send more than the client accepts.
+                stats.dropped_oversize += 1
+                return
+            conn.sink.write(data)
+            stats.sent += 1
+            stats.bytes_sent += len(data)
+            return
+        if (
+            conn is None
+            or self.queue
+            or len(self.inflight) >= conn.receive_maximum
+            or conn.sink.congested
+        ):
+            self._enqueue(message, qos, retain, sub_ids)
+            return
+        self._send_new(conn, message, qos, retain, sub_ids, now)
+
+    def _enqueue(self, message, qos, retain, sub_ids):
+        if len(self.queue) >= self.max_queue:
+            self.stats.dropped_queue_full += 1
+            self.stats.dropped += 1
+            return
+        self.queue.append((message, qos, retain, sub_ids))
+
+    def _send_new(self, conn, message, qos, retain, sub_ids, now):
+        template = message.wire_template(conn.v5, qos, retain, sub_ids, now)
+        if len(template[0]) > conn.max_outgoing:
+            self.stats.dropped_oversize += 1
+            return False
+        pid = self.allocate_packet_id()
+        if pid is None:
+            self._enqueue(message, qos, retain, sub_ids)
+            return False
+        self.inflight[pid] = Inflight(message, qos, retain, sub_ids, now)
+        if not conn.v5 and self.retry_timer is None and self.owner is not None:
+            self.owner.ensure_retry(self, now)
+        data = with_packet_id(template, pid)
+        conn.sink.write(data)
+        self.stats.sent += 1
+        self.stats.bytes_sent += len(data)
+        return True
+
+    def pump(self, now):
+        """Move queued messages into flight while the window allows."""
+        conn = self.conn
+        if conn is None:
+            return
+        queue = self.queue
+        stats = self.stats
+        while queue and not conn.sink.congested:
+            message, qos, retain, sub_ids = queue[0]
+            if message.expired(now):
+                queue.popleft()
+                stats.dropped_expired += 1
+                continue
+            if qos == 0:
+                queue.popleft()
+                data = message.wire_qos0(conn.v5, retain, sub_ids, now)
+                if len(data) <= conn.max_outgoing:
+                    conn.sink.write(data)
+                    stats.sent += 1
+                    stats.bytes_sent += len(data)
+                continue
+            if len(self.inflight) >= conn.receive_maximum:
+                return
+            queue.popleft()
+            self._send_new(conn, message, qos, retain, sub_ids, now)
+
+    def resend_inflight(self, now, older_than=None):
+        """Resend unacknowledged PUBLISH (DUP=1) and PUBREL packets with their
+        original packet ids [MQTT-4.4.0-1]; with ``older_than``, only those
+        sent before that time (the 3.1.1 retry timer)."""
+        conn = self.conn
+        if conn is None:
+            return
+        for pid, entry in self.inflight.items():
+            if older_than is not None and entry.sent_at > older_than:
+                continue
+            entry.sent_at = now
+            if entry.awaiting_pubcomp:
+                data = conn.encode(Pubrel(pid))
+            else:
+                template = entry.message.wire_template(
+                    conn.v5, entry.qos, entry.retain, entry.sub_ids, now
+                )
+                data = with_packet_id(template, pid, dup=True)
+            conn.sink.write(data)
+            self.stats.bytes_sent += len(data)
+
+    # -- acknowledgements ------------------------------------------------
+
+    def on_puback(self, pid, now):
+        entry = self.inflight.get(pid)
+        if entry is None or entry.qos != 1:
+            return False
+        del self.inflight[pid]
+        self.pump(now)
+        return True
+
+    def on_pubrec(self, pid, reason_code, now):
+        """Returns True if a PUBREL must be sent [MQTT-4.3.3-4]."""
+        entry = self.inflight.get(pid)
+        if entry is None or entry.qos != 2:
+            return False
+        if reason_code >= 0x80:
+            # A failed PUBREC ends the flow [MQTT-4.3.3-4 v5 note].
+            del self.inflight[pid]
+            self.pump(now)
+            return False
+        entry.awaiting_pubcomp = True
+        entry.sent_at = now
+        return True
+
+    def on_pubcomp(self, pid, now):
+        entry = self.inflight.get(pid)
+        if entry is None or not entry.awaiting_pubcomp:
+            return False
+        del self.inflight[pid]
+        self.pump(now)
+        return True
+
+    # -- bookkeeping -----------------------------------------------------
+
+    def clear_messages(self):
+        self.inflight.clear()
+        self.queue.clear()
+        self.awaiting_rel.clear()
+
+    def cancel_timers(self):
+        for name in ("expiry_timer", "retry_timer", "will_timer"):
+            handle = getattr(self, name)
+            if handle is not None:
+                handle.cancel()
+                setattr(self, name, None)

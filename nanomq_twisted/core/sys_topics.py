@@ -1,0 +1,86 @@
+# -*- test-case-name: tests.unit.test_sys_topics -*-
+"""
+``$SYS`` payloads: NanoMQ's client status notices and Mosquitto-style
+statistics.
+
+NanoMQ formats ``$SYS/brokers/client_status`` with ``printf``; clients parse
+it as JSON, and some compare bytes.  We keep its exact key order and its odd
+spacing (a space after the first comma, after the username in the online
+form, and before ``"IPv4"``), but escape string values as JSON so a client
+id with a quote cannot produce broken JSON, and we do not cut the payload at
+255 bytes (docs/compatibility.md).
+"""
+
+import json
+
+
+def _s(value):
+    """A JSON string literal; a missing value prints as NanoMQ's ``(null)``."""
+    return json.dumps("(null)" if value is None else value, ensure_ascii=False)
+
+
+def _ipv4(conn):
+    peer = getattr(conn, "peer", None)
+    if peer and ":" not in str(peer[0]):
+        return peer[0]
+    return ""
+
+
+def client_online_payload(conn, return_code, now):
+    """The ``"status":"online"`` notice sent after every CONNACK."""
+    connect = getattr(conn, "_connect", None)
+    proto_name = connect.protocol_name if connect is not None else "MQTT"
+    text = (
+        '{"status":"online", "username":%s, "ts":%d,"proto_name":%s,'
+        '"keepalive":%d,"return_code":"%x","proto_ver":%d,"client_id":%s,'
+        '"clean_start":%d, "IPv4":%s}'
+        % (
+            _s(conn.username),
+            int(now * 1000),
+            _s(proto_name),
+            conn.keepalive,
+            return_code,
+            conn.level,
+            _s(conn.client_id),
+            1 if conn.clean_start else 0,
+            _s(_ipv4(conn)),
+        )
+    )
+    return text.encode("utf-8")
+
+
+def client_offline_payload(conn, reason_code, now):
+    """The ``"status":"offline"`` notice sent when a connection closes."""
+    text = (
+        '{"status":"offline", "username":%s,"ts":%d,"reason_code":"%x",'
+        '"client_id":%s,"IPv4":%s}'
+        % (
+            _s(conn.username),
+            int(now * 1000),
+            reason_code,
+            _s(conn.client_id),
+            _s(_ipv4(conn)),
+        )
+    )
+    return text.encode("utf-8")
+
+
+def statistics(broker, now):
+    """``(topic, payload)`` pairs of the periodic ``$SYS/broker/...`` topics,
+    named as Mosquitto names them (NanoMQ publishes none)."""
+    stats = broker.stats
+    uptime = int(now - broker.started) if broker.started is not None else 0
+    values = (
+        ("uptime", "%d seconds" % uptime),
+        ("clients/connected", broker.connection_count),
+        ("clients/total", broker.session_count),
+        ("clients/disconnected", broker.session_count - broker.connection_count),
+        ("messages/received", stats.received),
+        ("messages/sent", stats.sent),
+        ("messages/dropped", stats.dropped),
+        ("bytes/received", stats.bytes_received),
+        ("bytes/sent", stats.bytes_sent),
+        ("subscriptions/count", broker.subscriptions.subscription_count),
+        ("retained messages/count", len(broker.retained)),
+    )
+    return [("$SYS/broker/" + name, str(value).encode()) for name, value in values]

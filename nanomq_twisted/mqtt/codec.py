@@ -1,0 +1,263 @@
+# -*- test-case-name: tests.unit.test_codec -*-
+"""
+Sans-I/O MQTT framing: bytes in, packet objects out, and back.
+
+`Decoder` is fed whatever the socket delivered and yields complete packets;
+it knows nothing of sockets, timers or sessions, so the same object serves
+TCP, WebSocket and QUIC transports and is tested without a reactor.  The
+fixed header is checked as soon as it is complete -- type, flags, the
+CONNECT-first rule and the maximum packet size -- so an oversized packet is
+refused before its body is buffered.
+
+PUBLISH is the hot path in both directions and is handled here with
+direct slicing; the other packets are dispatched to `connect_codec` and
+`ack_codec`.
+"""
+
+from nanomq_twisted.mqtt import ack_codec, connect_codec
+from nanomq_twisted.mqtt.errors import (
+    MalformedPacket,
+    MqttError,
+    PacketTooLarge,
+    ProtocolError,
+    TopicNameInvalid,
+)
+from nanomq_twisted.mqtt.packets import (
+    AUTH,
+    CONNACK,
+    CONNECT,
+    DISCONNECT,
+    PINGREQ,
+    PINGRESP,
+    PUBACK,
+    PUBCOMP,
+    PUBLISH,
+    PUBREC,
+    PUBREL,
+    SUBACK,
+    SUBSCRIBE,
+    UNSUBACK,
+    UNSUBSCRIBE,
+    Publish,
+)
+from nanomq_twisted.mqtt.properties import decode_properties, encode_properties
+from nanomq_twisted.mqtt.wire import U16, encode_varint
+
+__all__ = ["Decoder", "MqttError", "decode_publish", "encode",
+           "encode_publish"]
+
+# 1 byte of type/flags + 4 bytes of remaining length + 268435455.
+MAX_PACKET_SIZE = 268435460
+
+_DECODERS = {
+    CONNECT: connect_codec.decode_connect,
+    CONNACK: connect_codec.decode_connack,
+    PUBACK: ack_codec.decode_puback,
+    PUBREC: ack_codec.decode_pubrec,
+    PUBREL: ack_codec.decode_pubrel,
+    PUBCOMP: ack_codec.decode_pubcomp,
+    SUBSCRIBE: ack_codec.decode_subscribe,
+    SUBACK: ack_codec.decode_suback,
+    UNSUBSCRIBE: ack_codec.decode_unsubscribe,
+    UNSUBACK: ack_codec.decode_unsuback,
+    PINGREQ: ack_codec.decode_pingreq,
+    PINGRESP: ack_codec.decode_pingresp,
+    DISCONNECT: ack_codec.decode_disconnect,
+    AUTH: ack_codec.decode_auth,
+}
+
+# Fixed-header flags every non-PUBLISH packet must carry [MQTT-2.2.2-1/2].
+_REQUIRED_FLAGS = {ptype: 0 for ptype in _DECODERS}
+_REQUIRED_FLAGS[PUBREL] = _REQUIRED_FLAGS[SUBSCRIBE] = 2
+_REQUIRED_FLAGS[UNSUBSCRIBE] = 2
+
+
+class Decoder:
+    """Incremental decoder for one connection.
+
+    ``protocol_level`` None means server mode before CONNECT: the first
+    packet must be CONNECT [MQTT-3.1.0-1], whose level is then adopted.
+    A client (bridge) passes the level it connected with.  After an
+    `MqttError` the stream cannot be resynchronised: close the connection.
+    """
+
+    def __init__(self, protocol_level=None, max_packet_size=None):
+        self.protocol_level = protocol_level
+        # Total packet size limit, fixed header included; may be changed at
+        # any time (e.g. once CONNECT negotiated a Maximum Packet Size).
+        self.max_packet_size = max_packet_size
+        self._buf = bytearray()
+
+    def feed(self, data):
+        """Buffer ``data`` and return an iterator of the complete packets.
+
+        The data is buffered immediately; packets are decoded as the
+        iterator is consumed, and the first bad packet raises `MqttError`
+        at its turn.  Unconsumed packets stay buffered for the next call.
+        """
+        if data:
+            self._buf += data
+        return self._packets()
+
+    def _packets(self):
+        buf = self._buf
+        while True:
+            have = len(buf)
+            if have < 2:
+                return
+            first = buf[0]
+            length = 0
+            shift = 0
+            i = 1
+            while True:
+                if i >= have:
+                    return
+                byte = buf[i]
+                i += 1
+                length |= (byte & 0x7F) << shift
+                if byte < 0x80:
+                    break
+                if i == 5:
+                    raise MalformedPacket(
+                        "remaining length longer than 4 bytes [MQTT-1.5.5]")
+                shift += 7
+            total = i + length
+            self._check_header(first, total)
+            if have < total:
+                return
+            raw = bytes(buf[:total])
+            # CPython makes deleting a bytearray prefix O(1) amortised.
+            del buf[:total]
+            if first >> 4 == PUBLISH:
+                yield decode_publish(first, raw, i, self.protocol_level)
+                continue
+            packet = _DECODERS[first >> 4](first & 0x0F, raw, i, total,
+                                           self.protocol_level)
+            if first >> 4 == CONNECT:
+                self.protocol_level = packet.protocol_level
+            yield packet
+
+    def _check_header(self, first, total):
+        limit = self.max_packet_size
+        if total > (MAX_PACKET_SIZE if limit is None else limit):
+            raise PacketTooLarge(f"packet of {total} bytes exceeds {limit!r}")
+        ptype = first >> 4
+        level = self.protocol_level
+        if level is None:
+            if ptype != CONNECT:
+                raise ProtocolError("first packet is not CONNECT "
+                                    "[MQTT-3.1.0-1]")
+        elif ptype == CONNECT:
+            raise ProtocolError("second CONNECT [MQTT-3.1.0-2]")
+        if ptype == PUBLISH:
+            return
+        required = _REQUIRED_FLAGS.get(ptype)
+        if required is None or (ptype == AUTH and level != 5):
+            raise MalformedPacket(f"reserved packet type {ptype}")
+        if first & 0x0F != required:
+            raise MalformedPacket(f"bad fixed header flags 0x{first & 0x0F:x} "
+                                  f"for type {ptype} [MQTT-2.2.2-2]")
+
+
+def decode_publish(first, raw, pos, level):
+    """Decode the PUBLISH in ``raw`` (the whole packet) from ``pos``."""
+    qos = (first >> 1) & 3
+    if qos == 3:
+        raise MalformedPacket("PUBLISH QoS 3 [MQTT-3.3.1-4]")
+    end = len(raw)
+    stop = pos + 2
+    if stop > end:
+        raise MalformedPacket("truncated PUBLISH topic")
+    stop += (raw[pos] << 8) | raw[pos + 1]
+    if stop > end:
+        raise MalformedPacket("PUBLISH topic overruns the packet")
+    try:
+        topic = raw[pos + 2:stop].decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedPacket("invalid UTF-8 topic [MQTT-1.5.4-1]") from None
+    pos = stop
+    if qos:
+        if pos + 2 > end:
+            raise MalformedPacket("truncated PUBLISH packet identifier")
+        packet_id = (raw[pos] << 8) | raw[pos + 1]
+        if not packet_id:
+            raise ProtocolError("QoS>0 PUBLISH with packet identifier 0 "
+                                "[MQTT-2.2.1-3]")
+        pos += 2
+    else:
+        packet_id = None
+        if first & 0x08 and level == 5:
+            raise ProtocolError("DUP set on QoS 0 PUBLISH [MQTT-3.3.1-2]")
+    if level == 5:
+        if pos < end and raw[pos] == 0:
+            props = {}
+            pos += 1
+        else:
+            props, pos = decode_properties(raw, pos, end, PUBLISH)
+    else:
+        props = {}
+    if "\x00" in topic:
+        raise MalformedPacket("U+0000 in topic [MQTT-1.5.4-2]")
+    if "+" in topic or "#" in topic:
+        raise TopicNameInvalid("wildcard in topic name [MQTT-3.3.2-2]")
+    if not topic:
+        if level != 5:
+            raise MalformedPacket("empty topic name [MQTT-4.7.3-1]")
+        if "topic_alias" not in props:
+            raise ProtocolError("empty topic name without topic alias "
+                                "[MQTT-3.3.2-1]")
+    return Publish(topic, raw[pos:], qos, bool(first & 1),
+                   bool(first & 0x08), packet_id, props, raw)
+
+
+def encode_publish(topic, payload, qos=0, retain=False, dup=False,
+                   packet_id=None, properties=None, protocol_level=4):
+    """Encode a PUBLISH; the fast path behind `encode` for `Publish`."""
+    t = topic.encode("utf-8")
+    first = 0x30 | (qos << 1)
+    if retain:
+        first |= 1
+    if dup:
+        first |= 8
+    if qos:
+        head = U16.pack(len(t)) + t + U16.pack(packet_id)
+    else:
+        head = U16.pack(len(t)) + t
+    if protocol_level == 5:
+        head += encode_properties(properties) if properties else b"\x00"
+    length = len(head) + len(payload)
+    return b"".join((bytes((first,)), encode_varint(length), head, payload))
+
+
+def _encode_publish_packet(packet, level):
+    return encode_publish(packet.topic, packet.payload, packet.qos,
+                          packet.retain, packet.dup, packet.packet_id,
+                          packet.properties, level)
+
+
+_ENCODERS = {
+    CONNECT: connect_codec.encode_connect,
+    CONNACK: connect_codec.encode_connack,
+    PUBLISH: _encode_publish_packet,
+    PUBACK: ack_codec.encode_puback,
+    PUBREC: ack_codec.encode_pubrec,
+    PUBREL: ack_codec.encode_pubrel,
+    PUBCOMP: ack_codec.encode_pubcomp,
+    SUBSCRIBE: ack_codec.encode_subscribe,
+    SUBACK: ack_codec.encode_suback,
+    UNSUBSCRIBE: ack_codec.encode_unsubscribe,
+    UNSUBACK: ack_codec.encode_unsuback,
+    PINGREQ: ack_codec.encode_pingreq,
+    PINGRESP: ack_codec.encode_pingresp,
+    DISCONNECT: ack_codec.encode_disconnect,
+    AUTH: ack_codec.encode_auth,
+}
+
+
+def encode(packet, protocol_level=4):
+    """Encode any packet for ``protocol_level`` 3, 4 or 5.
+
+    Properties are dropped below 5.  CONNECT uses its own
+    ``protocol_level`` whatever is passed here.
+    """
+    return _ENCODERS[packet.type](packet, protocol_level)

@@ -1,0 +1,1 @@
+"""Twisted adapters that carry MQTT: protocol, listeners, timers."""

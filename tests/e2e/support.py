@@ -1,0 +1,258 @@
+"""
+Shared helpers for end-to-end tests.
+
+``start_broker`` builds the real service tree from a HOCON snippet with its
+TCP listener on ``127.0.0.1:0`` and stops it in the test's cleanup, so no
+test leaves a listener behind.  Blocking clients (paho-mqtt) run inside
+``deferToThread`` scenarios; they wait on ``queue.Queue``/``threading.Event``
+with timeouts, never on ``sleep``.
+"""
+
+import json
+import queue
+import socket
+import threading
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from twisted.internet import defer, reactor, threads
+
+from nanomq_twisted.config import loads
+from nanomq_twisted.tap import make_service
+
+TIMEOUT = 10.0
+
+BASE_CONF = """
+listeners.tcp { bind = "127.0.0.1:0" }
+"""
+
+
+class RunningBroker:
+    def __init__(self, service):
+        self.service = service
+        self.broker = service.broker
+        self.port = None
+
+    def listener(self, name="tcp"):
+        return self.service.getServiceNamed("listeners").getServiceNamed(name)
+
+
+@defer.inlineCallbacks
+def start_broker(testcase, conf=""):
+    """Start a broker for ``testcase``; ``conf`` is appended to BASE_CONF."""
+    config = loads(BASE_CONF + conf, path="<test>")
+    service = make_service(config, reactor)
+    running = RunningBroker(service)
+    service.startService()
+    testcase.addCleanup(service.stopService)
+    port = yield running.listener().listening
+    running.port = port.getHost().port
+    return running
+
+
+@defer.inlineCallbacks
+def play(testcase, scenario, conf=""):
+    """Start a broker with ``conf``, then run ``scenario(clients)`` in a
+    thread; every client it makes is stopped in cleanup.  Returns the
+    ``RunningBroker`` (still running until cleanup)."""
+    running = yield start_broker(testcase, conf)
+    clients = Clients(testcase, running.port)
+    yield in_thread(scenario, clients)
+    return running
+
+
+def in_thread(fn, *args, **kwargs):
+    """Run a blocking scenario off the reactor thread."""
+    return threads.deferToThread(fn, *args, **kwargs)
+
+
+class Client:
+    """A paho-mqtt client whose events land in queues a scenario can wait
+    on.  ``protocol`` is 3 (3.1), 4 (3.1.1) or 5."""
+
+    PROTOCOLS = {3: mqtt.MQTTv31, 4: mqtt.MQTTv311, 5: mqtt.MQTTv5}
+
+    def __init__(self, port, client_id="", protocol=4, clean=True, **kwargs):
+        self.port = port
+        self.protocol = protocol
+        version = self.PROTOCOLS[protocol]
+        if protocol == 5:
+            self.paho = mqtt.Client(
+                CallbackAPIVersion.VERSION2, client_id=client_id, protocol=version, **kwargs
+            )
+        else:
+            self.paho = mqtt.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=client_id,
+                protocol=version,
+                clean_session=clean,
+                **kwargs,
+            )
+        self.clean = clean
+        self.messages = queue.Queue()
+        self.connacks = queue.Queue()
+        self.disconnects = queue.Queue()
+        self.subacks = queue.Queue()
+        self.paho.on_message = lambda c, u, m: self.messages.put(m)
+        self.paho.on_connect = lambda c, u, f, rc, p: self.connacks.put((f, rc, p))
+        self.paho.on_disconnect = lambda c, u, f, rc, p: self.disconnects.put((rc, p))
+        self.paho.on_subscribe = lambda c, u, mid, rcs, p: self.subacks.put((mid, rcs))
+
+    def connect(self, keepalive=60, properties=None, expect_success=True, **kwargs):
+        if self.protocol == 5:
+            kwargs.setdefault("clean_start", self.clean)
+        self.paho.connect(
+            "127.0.0.1", self.port, keepalive=keepalive, properties=properties, **kwargs
+        )
+        self.paho.loop_start()
+        flags, code, props = self.connacks.get(timeout=TIMEOUT)
+        if expect_success and code != 0:
+            raise AssertionError("CONNACK refused: %r" % (code,))
+        return flags, code, props
+
+    def subscribe(self, topic, qos=0, **kwargs):
+        self.paho.subscribe(topic, qos, **kwargs)
+        return self.subacks.get(timeout=TIMEOUT)[1]
+
+    def publish(self, topic, payload, qos=0, retain=False, properties=None):
+        info = self.paho.publish(topic, payload, qos, retain, properties)
+        info.wait_for_publish(TIMEOUT)
+        if not info.is_published():
+            raise AssertionError("publish to %r not acknowledged" % (topic,))
+        return info
+
+    def expect(self, timeout=TIMEOUT):
+        return self.messages.get(timeout=timeout)
+
+    def expect_sentinel(self, topic, timeout=TIMEOUT):
+        """Assert that the next message is on ``topic``: publish a sentinel
+        after an action that must deliver nothing, then call this; anything
+        delivered by mistake arrives first (per-session ordering,
+        [MQTT-4.6.0-6]), so no fixed wait is needed."""
+        message = self.messages.get(timeout=timeout)
+        if message.topic != topic:
+            raise AssertionError(
+                "unexpected message on %r: %r" % (message.topic, message.payload)
+            )
+        return message
+
+    def wait_status(self, client_id, status="offline", timeout=TIMEOUT):
+        """Read ``$SYS/brokers/client_status`` notices (this client must be
+        subscribed to them) until ``client_id`` is reported ``status``:
+        proof that the broker has processed that connect/close."""
+        while True:
+            message = self.messages.get(timeout=timeout)
+            if message.topic != "$SYS/brokers/client_status":
+                continue
+            body = json.loads(message.payload)
+            if body["client_id"] == client_id and body["status"] == status:
+                return body
+
+    def disconnect(self):
+        self.paho.disconnect()
+        self.paho.loop_stop()
+
+    def drop(self):
+        """Close the socket without DISCONNECT (an abnormal close)."""
+        self.paho.loop_stop()
+        sock = self.paho.socket()
+        if sock is not None:
+            sock.close()
+
+
+class RawClient:
+    """A blocking raw-socket MQTT peer for byte-level scenarios.
+
+    Packets are framed by hand (fixed header + Variable Byte Integer), never
+    by the project's codec, so what the broker sends is checked against
+    bytes the test writes itself.
+    """
+
+    def __init__(self, port, timeout=TIMEOUT):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self._buf = b""
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def _fill(self, n):
+        while len(self._buf) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed with %r buffered" % (self._buf,))
+            self._buf += chunk
+
+    def recv_packet(self):
+        """One whole packet as bytes (fixed header included)."""
+        self._fill(2)
+        length = 0
+        shift = 0
+        i = 1
+        while True:
+            self._fill(i + 1)
+            byte = self._buf[i]
+            i += 1
+            length |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                break
+        self._fill(i + length)
+        packet, self._buf = self._buf[: i + length], self._buf[i + length :]
+        return packet
+
+    def recv_until_closed(self):
+        """Everything the broker sends until it closes the connection."""
+        data, self._buf = self._buf, b""
+        while True:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+
+    def close(self):
+        self.sock.close()
+
+
+class Clients:
+    """Makes clients and guarantees they are all stopped afterwards."""
+
+    def __init__(self, testcase, port):
+        self.port = port
+        self.made = []
+        testcase.addCleanup(self.stop_all)
+
+    def __call__(self, client_id="", protocol=4, **kwargs):
+        client = Client(self.port, client_id, protocol, **kwargs)
+        self.made.append(client)
+        return client
+
+    def raw(self):
+        client = RawClient(self.port)
+        self.made.append(client)
+        return client
+
+    def stop_all(self):
+        def stop():
+            for client in self.made:
+                if isinstance(client, RawClient):
+                    client.close()
+                    continue
+                try:
+                    client.paho.disconnect()
+                except Exception:
+                    pass
+                client.paho.loop_stop()
+
+        return threads.deferToThread(stop)
+
+
+__all__ = [
+    "start_broker",
+    "play",
+    "in_thread",
+    "Client",
+    "Clients",
+    "RawClient",
+    "TIMEOUT",
+    "threading",
+]

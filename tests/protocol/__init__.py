@@ -1,0 +1,1 @@
+"""Protocol tests: Twisted adapters on in-memory transports and task.Clock."""
