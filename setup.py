@@ -34,6 +34,7 @@ setup(
         "treq>=23.11,<27",
         "prometheus_client>=0.19,<1",
         "wsproto>=1.2,<2",
+        "PyMySQL>=1.1,<2",
     ],
     extras_require={
         "test": [

@@ -14,11 +14,14 @@ import os
 from twisted.application.service import MultiService
 from twisted.python import usage
 
+from .bridge.service import build_bridges_service
 from .config import ConfigError, load
-from .core.auth import PasswordAuthenticator
 from .core.broker import Broker
+from .rules.service import build_rules_service
+from .transport.build import add_secure_and_ws_listeners
 from .transport.listeners import ListenerService, tcp_endpoint
 from .transport.protocol import MQTTServerFactory
+from .transport.reload import SighupReloadService, build_auth, reload_auth
 from .transport.timers import CoreTimerService, SysTopicsService
 
 DEFAULT_CONF = "etc/nanomq.conf"
@@ -46,14 +49,19 @@ class Options(usage.Options):
 
 
 def make_broker(config, reactor):
-    """The pure core, wired with the authenticator the config asks for."""
-    auth = config.auth
-    return Broker(
+    """The pure core, wired with the authenticator and ACL the config asks
+    for.  ``broker.auth_service`` (HTTP auth's connection pool) is started
+    and stopped by ``make_service``."""
+    auth = build_auth(config.auth, reactor)
+    broker = Broker(
         config.mqtt,
-        authenticator=PasswordAuthenticator(auth.allow_anonymous, auth.password),
-        deny_action=auth.deny_action,
+        authenticator=auth.authenticator,
+        acl=auth.acl,
+        deny_action=config.auth.deny_action,
         clock=reactor.seconds,
     )
+    broker.auth_service = auth.service
+    return broker
 
 
 def make_service(config, reactor, broker=None):
@@ -63,6 +71,14 @@ def make_service(config, reactor, broker=None):
     root = MultiService()
     root.broker = broker
     root.config = config
+    #: Re-read the password and ACL files (REST ``POST /api/v4/reload``).
+    root.reload_auth = lambda: reload_auth(broker, config.source_path)
+    auth_service = getattr(broker, "auth_service", None)
+    if auth_service is not None:
+        auth_service.setServiceParent(root)
+        SighupReloadService(broker, config.source_path, reactor).setServiceParent(
+            auth_service
+        )
 
     listeners = MultiService()
     listeners.setName("listeners")
@@ -76,6 +92,15 @@ def make_service(config, reactor, broker=None):
         ListenerService(name, endpoint, factory, "(MQTT over TCP)").setServiceParent(
             listeners
         )
+    add_secure_and_ws_listeners(listeners, config, broker, reactor)
+    build_bridges_service(config, broker, reactor, root)
+
+    if config.http_server is not None:
+        from .http.service import build_http_service
+
+        build_http_service(config, broker, reactor, root).setServiceParent(listeners)
+
+    build_rules_service(config, broker, reactor, root)
 
     timers = MultiService()
     timers.setName("timers")

@@ -97,10 +97,7 @@ class Broker:
             # A new connection before the will delay passed: no will
             # [MQTT-3.1.3-9] -- unless the session ends right now.
             if conn.clean_start:
-                handle = session.will_timer
-                session.will_timer = None
-                handle.cancel()
-                handle.fn(*handle.args)
+                self._will_now(session, now)
             else:
                 session.will_timer.cancel()
                 session.will_timer = None
@@ -176,6 +173,16 @@ class Broker:
         session.will_timer = None
         self._publish_will(will, session.client_id, username, self.timers_now)
 
+    def _will_now(self, session, now):
+        """Publish a delayed will ahead of its timer, stamped with ``now``:
+        ``timers_now`` is only current inside ``run_timers``, and a stale
+        stamp would shorten the will's Message Expiry Interval."""
+        handle = session.will_timer
+        session.will_timer = None
+        handle.cancel()
+        _session, will, username = handle.args
+        self._publish_will(will, session.client_id, username, now)
+
     def _expire_session(self, session):
         session.expiry_timer = None
         if session.conn is None and self.sessions.get(session.client_id) is session:
@@ -185,10 +192,7 @@ class Broker:
         """Forget a session: its subscriptions leave the routing trie."""
         if session.will_timer is not None:
             # The session ends before the will delay: send it now [MQTT-3.1.3-9].
-            handle = session.will_timer
-            session.will_timer = None
-            handle.cancel()
-            handle.fn(*handle.args)
+            self._will_now(session, now)
         session.cancel_timers()
         for topic_filter in list(session.subscriptions):
             self.subscriptions.remove(session.client_id, topic_filter)

@@ -76,6 +76,8 @@ class ClientConnection:
         self.disconnect_reason = None
         self.graceful = False
         self._pending = []
+        #: Packets waiting, in order, for an asynchronous ACL answer.
+        self._held = None
 
     # -- helpers -----------------------------------------------------------
 
@@ -102,6 +104,13 @@ class ClientConnection:
         state = self.state
         if state == CONNECTED:
             ptype = packet.type
+            if self._held is not None or (
+                (ptype == PUBLISH or ptype == SUBSCRIBE)
+                and getattr(self.broker.acl, "prepare", None) is not None
+                and not self._acl_ready(packet)
+            ):
+                self._hold(packet)
+                return
             if ptype == PUBLISH:
                 self._on_publish(packet, now)
             elif ptype == PUBACK:
@@ -136,6 +145,48 @@ class ClientConnection:
                 raise MqttError(rc.QUOTA_EXCEEDED, "too many packets before CONNACK")
             self._pending.append(packet)
 
+    # -- asynchronous ACL (HTTP acl_req) -------------------------------------
+
+    def _acl_ready(self, packet):
+        """Ask an asynchronous ACL (one with ``prepare``) to have decisions
+        ready for ``packet``.  False: this connection's packets wait, in
+        order, until it calls back (as pipelined packets wait for CONNACK)."""
+        if packet.type == PUBLISH:
+            topic = packet.topic
+            if not topic and self.v5 and packet.properties:
+                topic = self.aliases_in.get(packet.properties.get("topic_alias"))
+            if not topic:
+                return True  # _on_publish raises the protocol error
+            action, topics = "publish", (topic,)
+        else:
+            action = "subscribe"
+            topics = tuple(option.topic_filter for option in packet.subscriptions)
+        return self.broker.acl.prepare(self, action, topics, self._acl_answered)
+
+    def _hold(self, packet):
+        if self._held is None:
+            self._held = []
+        elif len(self._held) >= 1000:
+            raise MqttError(rc.QUOTA_EXCEEDED, "too many packets awaiting authorisation")
+        self._held.append(packet)
+
+    def _acl_answered(self):
+        """The asynchronous ACL has its answer: replay the held packets."""
+        held, self._held = self._held, None
+        if not held or self.state != CONNECTED:
+            return
+        now = self.broker.now()
+        try:
+            for index, packet in enumerate(held):
+                if self.state != CONNECTED:
+                    return
+                if self._held is not None:  # waiting again
+                    self._held.extend(held[index:])
+                    return
+                self.receive(packet, now)
+        except MqttError as error:
+            self.server_disconnect(error.reason_code, now, error.message)
+
     # -- CONNECT -------------------------------------------------------------
 
     def _on_connect(self, connect, now):
@@ -156,13 +207,16 @@ class ClientConnection:
             client_id = self.broker.assign_client_id()
             assigned = True
         self.client_id = client_id
+        # ``mqtt.max_inflight_window`` (unused by NanoMQ) bounds the QoS 1/2
+        # messages in flight towards any client; the rest wait in the queue.
+        window = min(self.broker.config.max_inflight_window or 65535, 65535)
         if self.v5:
             if "authentication_method" in props:
                 self._refuse(rc.BAD_AUTHENTICATION_METHOD, connect, now)
                 return
-            self.receive_maximum = props.get("receive_maximum", 65535)
-            if self.receive_maximum == 0:
-                raise ProtocolError("Receive Maximum of 0 [MQTT-3.1.2-?]")
+            # Never more in flight than the client allows [MQTT-3.3.4-9], nor
+            # than our own window.
+            self.receive_maximum = min(props.get("receive_maximum", 65535), window)
             if "maximum_packet_size" in props:
                 self.max_outgoing = props["maximum_packet_size"]
             else:
@@ -173,6 +227,7 @@ class ClientConnection:
             )
         else:
             self.max_outgoing = self.broker.config.client_max_packet_size
+            self.receive_maximum = window
         self.will = connect.will
         if connect.will is not None and self.v5:
             self.will_delay = connect.will.properties.get("will_delay_interval", 0)
@@ -186,6 +241,7 @@ class ClientConnection:
             self.peer,
             self.level,
             self.listener,
+            self,
         )
         result = self.broker.authenticator.authenticate(
             request, lambda code: self.auth_done(code, self.broker.now())
@@ -216,6 +272,10 @@ class ClientConnection:
         self.send(Connack(session_present, rc.SUCCESS, props))
         self.broker.on_connected(self, now)
         self.session.resend_inflight(now)
+        if not self.v5 and self.session.inflight:
+            # The 3.x retry timer was cancelled when the previous connection
+            # closed; re-arm it, or what was just resent is never retried.
+            self.broker.ensure_retry(self.session, now)
         self.session.pump(now)
         pending, self._pending = self._pending, []
         for packet in pending:
@@ -274,7 +334,10 @@ class ClientConnection:
             self.username,
         )
         raw = packet.raw
-        if raw is not None and qos == 0 and topic == packet.topic:
+        # Forward the received bytes only when they are exactly what we would
+        # encode: QoS 0, no alias to resolve and no stray DUP bit, which a
+        # 3.1.1 client may set although it must not [MQTT-3.3.1-2].
+        if raw is not None and qos == 0 and not packet.dup and topic == packet.topic:
             if not self.v5:
                 message.seed_wire_form(False, packet.retain, raw)
             elif not props:
@@ -326,6 +389,7 @@ class ClientConnection:
         if sub_id == 0:
             raise ProtocolError("Subscription Identifier 0 [MQTT-3.8.2.1.2]")
         failure = rc.UNSPECIFIED_ERROR
+        denied = False
         codes = []
         granted = []
         for option in packet.subscriptions:
@@ -340,8 +404,9 @@ class ClientConnection:
                 # [MQTT-3.8.3-4]
                 raise ProtocolError("No Local on a shared subscription")
             if not self.broker.acl.check(self, "subscribe", topic_filter):
-                if self.broker.deny_action == "disconnect":
-                    raise MqttError(rc.NOT_AUTHORIZED, "subscribe denied")
+                # SUBACK 0x87 (0x80 for 3.1.1), then, with deny_action =
+                # disconnect, DISCONNECT 0x87 (docs/compatibility.md).
+                denied = True
                 codes.append(rc.NOT_AUTHORIZED if self.v5 else failure)
                 continue
             qos = min(option.qos, 2)
@@ -352,6 +417,8 @@ class ClientConnection:
         self.send(Suback(packet.packet_id, tuple(codes)))
         for option, qos in granted:
             self.broker.subscribe(self.session, option, qos, sub_id, now)
+        if denied and self.broker.deny_action == "disconnect":
+            raise MqttError(rc.NOT_AUTHORIZED, "subscribe denied")
 
     def _on_unsubscribe(self, packet, now):
         codes = []

@@ -14,10 +14,16 @@ client a plain close, a CONNECT with an unknown protocol level a CONNACK
 Every transport (TCP, TLS, WebSocket, QUIC) carries this class unchanged.
 
 Backpressure: the protocol registers itself as a streaming producer on its
-own transport.  When the socket's send buffer fills, Twisted calls
-``pauseProducing``; we mark the sink congested (the core then drops QoS 0
-and queues QoS 1/2 for this client, counting both) and stop reading from
-the client.  ``resumeProducing`` drains the session's queue.
+own transport.  When the transport's buffer passes its high-water mark
+(64 KiB), Twisted calls ``pauseProducing`` and we stop reading from this
+client.  That mark is crossed by any burst -- one large read of a fast
+publisher easily produces more than 64 KiB for one subscriber in a single
+reactor turn -- so it alone does not make a consumer "slow".  Only when
+another ``SLOW_CONSUMER_BYTES`` have been written while paused is the sink
+marked congested: the core then drops QoS 0 and queues QoS 1/2 for this
+client (bounded by ``max_mqueue_len``), counting both, so one stuck
+subscriber never stalls the broker or grows memory without bound.
+``resumeProducing`` clears the state and drains the session's queue.
 """
 
 from twisted.internet.interfaces import IPushProducer
@@ -25,12 +31,16 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from ..core.connection import CONNECTED, NEW, ClientConnection
+from ..core.connection import AUTHENTICATING, CONNECTED, NEW, ClientConnection
 from ..mqtt.codec import Decoder
 from ..mqtt.errors import MqttError
 
 #: A client must send CONNECT within this many seconds of connecting.
 CONNECT_TIMEOUT = 10.0
+
+#: Bytes written to a paused transport before its client counts as a slow
+#: consumer (see the module docstring).
+SLOW_CONSUMER_BYTES = 4 * 1024 * 1024
 
 
 @implementer(IPushProducer)
@@ -45,6 +55,8 @@ class MQTTServerProtocol(Protocol):
         self.listener = listener
         self.connect_timeout = connect_timeout
         self.congested = False
+        self._paused = False
+        self._paused_bytes = 0
         self.conn = None
         self.decoder = None
         self._last_rx = 0.0
@@ -92,7 +104,10 @@ class MQTTServerProtocol(Protocol):
         if self._connect_call is not None and conn.state != NEW:
             self._connect_call.cancel()
             self._connect_call = None
-            if conn.state == CONNECTED:
+            # Also while an asynchronous authenticator is still answering:
+            # keepalive counts from CONNECT [MQTT-3.1.2-24], and nothing
+            # would arm it once ``auth_done`` runs outside dataReceived.
+            if conn.state in (CONNECTED, AUTHENTICATING):
                 self._arm_keepalive(now)
 
     def connectionLost(self, reason):
@@ -108,6 +123,10 @@ class MQTTServerProtocol(Protocol):
     # -- the core's sink ---------------------------------------------------
 
     def write(self, data):
+        if self._paused:
+            self._paused_bytes += len(data)
+            if self._paused_bytes > SLOW_CONSUMER_BYTES:
+                self.congested = True
         self.transport.write(data)
 
     def close(self):
@@ -161,10 +180,12 @@ class MQTTServerProtocol(Protocol):
     # -- IPushProducer (our transport tells us its buffer is full) ---------
 
     def pauseProducing(self):
-        self.congested = True
+        self._paused = True
         self.transport.pauseProducing()
 
     def resumeProducing(self):
+        self._paused = False
+        self._paused_bytes = 0
         self.congested = False
         if self._closing:
             return

@@ -66,16 +66,17 @@ def in_thread(fn, *args, **kwargs):
     return threads.deferToThread(fn, *args, **kwargs)
 
 
+PROTOCOLS = {3: mqtt.MQTTv31, 4: mqtt.MQTTv311, 5: mqtt.MQTTv5}
+
+
 class Client:
     """A paho-mqtt client whose events land in queues a scenario can wait
     on.  ``protocol`` is 3 (3.1), 4 (3.1.1) or 5."""
 
-    PROTOCOLS = {3: mqtt.MQTTv31, 4: mqtt.MQTTv311, 5: mqtt.MQTTv5}
-
     def __init__(self, port, client_id="", protocol=4, clean=True, **kwargs):
         self.port = port
         self.protocol = protocol
-        version = self.PROTOCOLS[protocol]
+        version = PROTOCOLS[protocol]
         if protocol == 5:
             self.paho = mqtt.Client(
                 CallbackAPIVersion.VERSION2, client_id=client_id, protocol=version, **kwargs
@@ -88,6 +89,9 @@ class Client:
                 clean_session=clean,
                 **kwargs,
             )
+        # Tests never want paho's automatic reconnect (it would race a
+        # takeover, for one): push it out of any test's lifetime.
+        self.paho.reconnect_delay_set(60, 60)
         self.clean = clean
         self.messages = queue.Queue()
         self.connacks = queue.Queue()
@@ -107,7 +111,7 @@ class Client:
         self.paho.loop_start()
         flags, code, props = self.connacks.get(timeout=TIMEOUT)
         if expect_success and code != 0:
-            raise AssertionError("CONNACK refused: %r" % (code,))
+            raise AssertionError(f"CONNACK refused: {code!r}")
         return flags, code, props
 
     def subscribe(self, topic, qos=0, **kwargs):
@@ -118,7 +122,7 @@ class Client:
         info = self.paho.publish(topic, payload, qos, retain, properties)
         info.wait_for_publish(TIMEOUT)
         if not info.is_published():
-            raise AssertionError("publish to %r not acknowledged" % (topic,))
+            raise AssertionError(f"publish to {topic!r} not acknowledged")
         return info
 
     def expect(self, timeout=TIMEOUT):
@@ -132,7 +136,7 @@ class Client:
         message = self.messages.get(timeout=timeout)
         if message.topic != topic:
             raise AssertionError(
-                "unexpected message on %r: %r" % (message.topic, message.payload)
+                f"unexpected message on {message.topic!r}: {message.payload!r}"
             )
         return message
 
@@ -179,7 +183,7 @@ class RawClient:
         while len(self._buf) < n:
             chunk = self.sock.recv(65536)
             if not chunk:
-                raise EOFError("connection closed with %r buffered" % (self._buf,))
+                raise EOFError(f"connection closed with {self._buf!r} buffered")
             self._buf += chunk
 
     def recv_packet(self):
@@ -237,22 +241,20 @@ class Clients:
                 if isinstance(client, RawClient):
                     client.close()
                     continue
-                try:
-                    client.paho.disconnect()
-                except Exception:
-                    pass
+                # paho reports "not connected" as a return code, no raise.
+                client.paho.disconnect()
                 client.paho.loop_stop()
 
         return threads.deferToThread(stop)
 
 
 __all__ = [
-    "start_broker",
-    "play",
-    "in_thread",
+    "TIMEOUT",
     "Client",
     "Clients",
     "RawClient",
-    "TIMEOUT",
+    "in_thread",
+    "play",
+    "start_broker",
     "threading",
 ]

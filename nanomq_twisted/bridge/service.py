@@ -1,0 +1,486 @@
+# -*- test-case-name: tests.e2e.test_bridge_mosquitto,tests.protocol.test_bridge_client -*-
+"""
+Bridges as services: one ``BridgeService`` per ``bridges.mqtt.<name>``
+block, all under the ``bridges`` ``MultiService``.
+
+``Bridge`` is the broker-facing half.  Its ``tap`` sees every routed
+message (``Broker.message_taps``) and sends what the forwards select;
+messages from the remote are published locally as if a client had sent
+them, with ``Message.sender`` set to the bridge's internal id so that they
+are never forwarded back by *this* bridge (NanoMQ has no such guard;
+other bridges still forward them, as NanoMQ does).  The connection itself
+is a Twisted ``ClientService`` that reconnects forever with an
+exponential, jittered back-off capped at ``backoff_max``.
+
+One connection per bridge: NanoMQ's ``max_parallel_processes`` sizes its
+downward work contexts, not connections, and several connections sharing
+the upward load would reorder QoS 1/2 messages (and need distinct client
+ids); it is kept for REST display only (docs/compatibility.md).
+"""
+
+import random
+
+from twisted.application.internet import ClientService, backoffPolicy
+from twisted.application.service import MultiService, Service
+from twisted.internet import defer
+from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.logger import Logger
+
+from ..core.message import Message, forwarded_properties
+from ..core.sys_topics import client_offline_payload, client_online_payload
+from .client import BridgeClientFactory, subscribe_properties
+from .session import SEND_WINDOW, BridgeSession, BridgeStats, Outgoing
+from .topics import downward, upward
+
+CLIENT_STATUS_TOPIC = "$SYS/brokers/client_status"
+
+#: ``reason_code`` of a bridge's offline notice (0x8B, server shutting down).
+BRIDGE_OFFLINE_REASON = 0x8B
+
+
+def sender_id(name):
+    """``Message.sender`` of messages that came down through bridge
+    ``name``; not a client id any local client can hold in practice."""
+    return "$bridge/" + name
+
+
+def backoff_cap(config):
+    # NanoMQ replaces a back-off cap above 10 minutes with 6 minutes.
+    cap = config.backoff_max
+    return 360.0 if cap > 600 else max(cap, 0.01)
+
+
+class _StatusView:
+    """What ``sys_topics`` reads from a connection, for a bridge."""
+
+    peer = None
+
+    def __init__(self, config, client_id):
+        self.client_id = client_id
+        self.username = config.username
+        self.keepalive = int(config.keepalive)
+        self.level = config.proto_ver
+        self.clean_start = config.clean_start
+        self._connect = self
+
+    @property
+    def protocol_name(self):
+        return "MQIsdp" if self.level == 3 else "MQTT"
+
+
+class Bridge:
+    """One bridge's broker side: forwards, downward delivery, status."""
+
+    _log = Logger()
+
+    def __init__(self, config, broker, clock, rng=None):
+        self.config = config
+        self.broker = broker
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.stats = BridgeStats()
+        self.session = BridgeSession(config.max_send_queue_len, SEND_WINDOW, self.stats)
+        self.sender = sender_id(config.name)
+        self.protocol = None
+        self._failures = 0
+        self._tapped = False
+
+    @property
+    def name(self):
+        return self.config.name
+
+    # -- wiring ------------------------------------------------------------
+
+    def attach(self):
+        if not self._tapped:
+            self.broker.message_taps.append(self.tap)
+            self._tapped = True
+
+    def detach(self):
+        if self._tapped:
+            self.broker.message_taps.remove(self.tap)
+            self._tapped = False
+
+    def reconfigure(self, config):
+        self.config = config
+        self.session.capacity = config.max_send_queue_len
+        self.sender = sender_id(config.name)
+
+    def retry_delay(self, _attempt=None):
+        """ClientService's retry policy.  Counts failures itself: Twisted
+        resets its count whenever TCP connects, even if CONNACK then fails."""
+        attempt = self._failures
+        self._failures += 1
+        cap = backoff_cap(self.config)
+        jitter_max = min(1.0, cap)
+        policy = backoffPolicy(
+            initialDelay=min(0.5, cap),
+            maxDelay=cap,
+            factor=2.0,
+            jitter=lambda: self.rng.random() * jitter_max,
+        )
+        return policy(attempt)
+
+    # -- upward --------------------------------------------------------------
+
+    def tap(self, message, now):
+        if message.sender == self.sender:
+            return  # it came from this bridge: never send it back
+        topic = message.topic
+        if topic[:4] == "$SYS":
+            return
+        copies = upward(self.config.forwards, topic, message.qos, message.retain)
+        if not copies:
+            return
+        props = None
+        if self.config.proto_ver == 5:
+            props = forwarded_properties(message.properties)
+        for copy in copies:
+            if copy.invalid:
+                self._log.warn(
+                    "Bridge {name}: invalid remote_topic template for {topic}; "
+                    "forwarding it unchanged",
+                    name=self.name,
+                    topic=topic,
+                )
+            self.forward(Outgoing(copy.topic, message.payload, copy.qos, copy.retain, props), now)
+
+    def forward(self, item, now):
+        """Send one upward message now, queue it, or drop it (counted)."""
+        proto = self.protocol
+        session = self.session
+        if item.qos == 0:
+            if proto is None or proto.congested or not proto.send_publish(item):
+                self.stats.dropped += 1
+            return
+        if (
+            proto is not None
+            and not proto.congested
+            and not session.queue
+            and session.has_room(proto.window)
+        ):
+            session.start(item, now, proto.busy_ids())
+            if not proto.send_publish(item):
+                session.acknowledged(item.packet_id)
+                self.stats.dropped += 1
+            return
+        session.enqueue(item, connected=proto is not None)
+
+    def pump(self):
+        """Move queued messages into flight while the window allows."""
+        proto = self.protocol
+        session = self.session
+        if proto is None:
+            return
+        now = self.clock.seconds()
+        while session.queue and not proto.congested and session.has_room(proto.window):
+            item = session.take(len(session.inflight) + 1, now, proto.busy_ids())[0]
+            if not proto.send_publish(item):
+                session.acknowledged(item.packet_id)
+                self.stats.dropped += 1
+
+    # -- connection events (from MQTTBridgeProtocol) ---------------------
+
+    def connected(self, proto, connack):
+        self.protocol = proto
+        self._failures = 0
+        now = self.clock.seconds()
+        self.stats.connects += 1
+        self.stats.connected = True
+        self._log.info(
+            "Bridge {name} connected to {server} (session present: {present})",
+            name=self.name,
+            server=self.config.server,
+            present=connack.session_present,
+        )
+        self._status(proto, True, 0, now)
+        if self.config.subscription:
+            props = subscribe_properties(self.config.sub_properties) if proto.v5 else None
+            proto.subscribe(self.config.subscription, props)
+        for item in self.session.reconnected(connack.session_present, now):
+            proto.send_publish(item)
+        self.pump()
+
+    def disconnected(self, proto, was_connected, reason):
+        if self.protocol is proto:
+            self.protocol = None
+        if was_connected:
+            self.stats.connected = False
+            self._log.info(
+                "Bridge {name} lost its connection to {server}: {reason}",
+                name=self.name,
+                server=self.config.server,
+                reason=reason.getErrorMessage(),
+            )
+            self._status(proto, False, BRIDGE_OFFLINE_REASON, self.clock.seconds())
+
+    def message_received(self, topic, packet, proto):
+        now = self.clock.seconds()
+        local, retain, invalid = downward(self.config.subscription, topic, packet.retain)
+        if invalid:
+            self._log.warn(
+                "Bridge {name}: invalid local_topic template for {topic}; "
+                "publishing it unchanged",
+                name=self.name,
+                topic=topic,
+            )
+        props = forwarded_properties(packet.properties) if proto.v5 else None
+        message = Message(local, packet.payload, packet.qos, retain, props, now, self.sender)
+        self.broker.publish(message, now)
+
+    def _status(self, proto, online, code, now):
+        if not getattr(self.broker, "sys_events", True):
+            return
+        view = _StatusView(self.config, proto.client_id or self.config.clientid)
+        if online:
+            payload = client_online_payload(view, code, now)
+        else:
+            payload = client_offline_payload(view, code, now)
+        self.broker.publish_internal(CLIENT_STATUS_TOPIC, payload, now, retain=True)
+
+    # -- live (un)subscribe (REST) -------------------------------------------
+
+    def add_subscriptions(self, entries, properties=None):
+        """Append ``BridgeSubscription`` entries and SUBSCRIBE them now if
+        connected (otherwise at the next connect)."""
+        from dataclasses import replace
+
+        self.config = replace(self.config, subscription=self.config.subscription + tuple(entries))
+        proto = self.protocol
+        if proto is not None:
+            proto.subscribe(entries, properties if proto.v5 else None)
+
+    def remove_subscriptions(self, topics, properties=None):
+        from dataclasses import replace
+
+        kept = tuple(s for s in self.config.subscription if s.remote_topic not in topics)
+        self.config = replace(self.config, subscription=kept)
+        proto = self.protocol
+        if proto is not None:
+            proto.unsubscribe(list(topics), properties if proto.v5 else None)
+
+    # -- observability ---------------------------------------------------------
+
+    def metrics(self):
+        """NanoMQ's ``/api/v4/metrics`` object for this bridge."""
+        stats = self.stats
+        return {
+            "bridge name": self.name,
+            "sent messages": stats.sent,
+            "received messages": stats.received,
+            "sent bytes": stats.sent_bytes,
+            "received bytes": stats.received_bytes,
+            "MQTT reconnect times": stats.connects,
+            "uplink msg dropped": stats.dropped,
+            "downlink msg dropped": stats.downlink_dropped,
+        }
+
+
+def tls_options(config):
+    """Client TLS options from the bridge's ``ssl`` block.
+
+    With ``cacertfile`` the remote's chain and host name are verified
+    against that CA; with ``verify_peer = true`` and no CA file, against
+    the platform's trust store.  With neither there is nothing to verify
+    against and the remote is not verified (a warning is logged), which is
+    what NanoMQ does.  ``certfile``/``keyfile`` (``key_password``) give a
+    client certificate."""
+    from OpenSSL import crypto
+    from twisted.internet.ssl import (
+        Certificate,
+        CertificateOptions,
+        KeyPair,
+        PrivateCertificate,
+        optionsForClientTLS,
+    )
+
+    ssl = config.ssl
+    trust = None
+    client = None
+    if ssl is not None and ssl.cacertfile:
+        with open(ssl.cacertfile, "rb") as f:
+            trust = Certificate.loadPEM(f.read())
+    if ssl is not None and ssl.certfile and ssl.keyfile:
+        with open(ssl.certfile, "rb") as f:
+            cert = Certificate.loadPEM(f.read())
+        with open(ssl.keyfile, "rb") as f:
+            key_data = f.read()
+        if ssl.key_password:
+            pkey = crypto.load_privatekey(
+                crypto.FILETYPE_PEM, key_data, ssl.key_password.encode("utf-8")
+            )
+        else:
+            pkey = crypto.load_privatekey(crypto.FILETYPE_PEM, key_data)
+        client = PrivateCertificate.fromCertificateAndKeyPair(cert, KeyPair(pkey))
+    if trust is None and not (ssl is not None and ssl.verify_peer):
+        Bridge._log.warn(
+            "Bridge {name}: no ssl.cacertfile and verify_peer = false; the "
+            "certificate of {server} is not verified",
+            name=config.name,
+            server=config.server,
+        )
+        if client is None:
+            return CertificateOptions(verify=False)
+        return CertificateOptions(
+            privateKey=client.privateKey.original,
+            certificate=client.original,
+            verify=False,
+        )
+    return optionsForClientTLS(config.host, trustRoot=trust, clientCertificate=client)
+
+
+class QuicEndpoint:
+    """A client "endpoint" for ``mqtt-quic://`` over the shared aioquic
+    driver (`transport/quic.py`): a fresh UDP port and QUIC connection per
+    attempt, so ``ClientService`` reconnects exactly as for TCP.
+
+    ``quic_idle_timeout`` becomes aioquic's ``idle_timeout``; NanoMQ's QUIC
+    bridge does not verify the server (``ssl`` is invalid for QUIC), nor
+    do we.  The other ``quic_*`` keys have no aioquic equivalent and are
+    accepted and ignored (docs/compatibility.md)."""
+
+    def __init__(self, reactor, config):
+        from ..transport.quic import client_configuration
+
+        self.reactor = reactor
+        self.config = config
+        idle = config.quic_idle_timeout or 24 * 3600.0
+        self.configuration = client_configuration(
+            server_name=config.host, verify=False, idle_timeout=idle
+        )
+
+    def connect(self, factory):
+        from ..transport.quic import connect_quic
+
+        return connect_quic(
+            self.reactor, self.config.host, self.config.port, self.configuration, factory
+        )
+
+
+def client_endpoint(reactor, config):
+    """The client endpoint for the bridge's ``server`` URL."""
+    if config.scheme == "mqtt-quic":
+        return QuicEndpoint(reactor, config)
+    endpoint = HostnameEndpoint(reactor, config.host, config.port, timeout=10)
+    if config.scheme == "tls+mqtt-tcp":
+        return wrapClientTLS(tls_options(config), endpoint)
+    return endpoint
+
+
+class BridgeService(Service):
+    """Keeps one bridge connected while running and enabled."""
+
+    _log = Logger()
+
+    def __init__(self, config, broker, reactor, rng=None, endpoint_factory=client_endpoint):
+        self.setName(config.name)
+        self.reactor = reactor
+        self.bridge = Bridge(config, broker, reactor, rng)
+        self.endpoint_factory = endpoint_factory
+        self.enabled = config.enable
+        self.client = None
+
+    @property
+    def config(self):
+        return self.bridge.config
+
+    def startService(self):
+        super().startService()
+        if self.enabled:
+            self._start_client()
+
+    def stopService(self):
+        super().stopService()
+        return self._stop_client()
+
+    def _start_client(self):
+        config = self.bridge.config
+        try:
+            endpoint = self.endpoint_factory(self.reactor, config)
+        except Exception:  # noqa: BLE001 -- logged; this bridge stays down
+            self._log.failure("Bridge {name}: cannot set up {server}", name=config.name,
+                              server=config.server)
+            return
+        self.bridge.attach()
+        self.client = ClientService(
+            endpoint,
+            BridgeClientFactory(self.bridge, self.reactor),
+            retryPolicy=self.bridge.retry_delay,
+            clock=self.reactor,
+        )
+        self.client.startService()
+
+    def _stop_client(self):
+        client, self.client = self.client, None
+        self.bridge.detach()
+        if client is None:
+            return defer.succeed(None)
+        proto = self.bridge.protocol
+        waits = []
+        if proto is not None:
+            # QUIC: the UDP port is released only after the closing period.
+            session = getattr(proto.transport, "session", None)
+            terminated = getattr(session, "terminated_deferred", None)
+            if terminated is not None and not terminated.called:
+                done = defer.Deferred()
+                terminated.addBoth(lambda result: done.callback(None) or result)
+                waits.append(done)
+            proto.disconnect()
+        waits.append(client.stopService())
+        return defer.gatherResults(waits).addCallback(lambda _: None)
+
+    @defer.inlineCallbacks
+    def reconfigure(self, config):
+        """Replace the configuration and reconnect with it (REST PUT)."""
+        yield self._stop_client()
+        self.bridge.reconfigure(config)
+        self.enabled = config.enable
+        if self.running and self.enabled:
+            self._start_client()
+
+    @defer.inlineCallbacks
+    def switch(self, on):
+        """Start (``True``) or stop (``False``) connecting (REST switch)."""
+        on = bool(on)
+        if on == self.enabled:
+            return
+        self.enabled = on
+        if on:
+            if self.running:
+                self._start_client()
+        else:
+            yield self._stop_client()
+
+
+class BridgesService(MultiService):
+    """The ``bridges`` service: every ``BridgeService`` by name."""
+
+    def __init__(self, cache=None):
+        super().__init__()
+        self.setName("bridges")
+        self.cache = cache
+
+    def get(self, name):
+        try:
+            return self.getServiceNamed(name)
+        except KeyError:
+            return None
+
+    def all(self):
+        return list(self)
+
+    def metrics(self):
+        """``/api/v4/metrics``'s ``metrics`` list: enabled bridges."""
+        return [service.bridge.metrics() for service in self if service.enabled]
+
+
+def build_bridges_service(config, broker, reactor, root=None, rng=None):
+    """The ``bridges`` MultiService for ``config.bridges``, attached to
+    ``root`` (also reachable as ``root.bridges``) when given."""
+    service = BridgesService(getattr(config, "bridge_cache", None))
+    for bridge_config in config.bridges:
+        BridgeService(bridge_config, broker, reactor, rng).setServiceParent(service)
+    if root is not None:
+        service.setServiceParent(root)
+        root.bridges = service
+    return service

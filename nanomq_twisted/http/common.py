@@ -1,0 +1,100 @@
+"""
+Shared pieces of the REST handlers: the result codes, the one exception
+type handlers raise, compact JSON, body and query parsing.
+
+Handlers are synchronous functions over the in-memory core; they either
+return ``bytes`` (a 200 body) or raise ``ApiError``.  The single place that
+turns an ``ApiError`` (or anything unexpected) into a response is
+``RootAPI.errors`` in `api.py`.
+"""
+
+import json
+from urllib.parse import unquote
+
+# NanoMQ's result codes (docs/rest-api.md, "Result codes").
+SUCCESS = 0
+RPC_ERROR = 101
+UNKNOWN = 102
+WRONG_CREDENTIALS = 103
+NO_CREDENTIALS = 104
+MISSING_PARAMS = 107
+PARAM_ERROR = 108
+NOT_JSON = 109
+PLUGIN_CLOSED = 111
+CLIENT_OFFLINE = 112
+ILLEGAL_SUBJECT = 115
+TOKEN_EXPIRED = 116
+NOT_HOCON = 117
+WRITE_FAILED = 118
+
+
+class ApiError(Exception):
+    """Answer ``status`` with ``{"code": code}`` (plus ``extra`` keys)."""
+
+    def __init__(self, status, code, **extra):
+        super().__init__(status, code)
+        self.status = status
+        self.code = code
+        self.extra = extra
+
+    def body(self):
+        out = {"code": self.code}
+        out.update(self.extra)
+        return dumps(out)
+
+
+def dumps(value):
+    """Compact JSON bytes, as NanoMQ writes them (no spaces, no newline)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def ok(**fields):
+    """``{"code":0, ...fields}`` as bytes."""
+    out = {"code": SUCCESS}
+    out.update(fields)
+    return dumps(out)
+
+
+def read_body(request):
+    request.content.seek(0)
+    return request.content.read()
+
+
+def json_body(request, kind=dict):
+    """The request body parsed as JSON of type ``kind``; else 400/109."""
+    raw = read_body(request)
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise ApiError(400, NOT_JSON) from None
+    if not isinstance(value, kind):
+        raise ApiError(400, NOT_JSON)
+    return value
+
+
+def query_pairs(request):
+    """``[(key, value), ...]`` of the query string, NanoMQ's way: pairs
+    without ``=`` or with an empty key or value are dropped.  Unlike NanoMQ
+    we percent-decode keys and values."""
+    uri = request.uri.decode("latin-1")
+    _, _, query = uri.partition("?")
+    pairs = []
+    for part in query.split("&"):
+        key, sep, value = part.partition("=")
+        if not sep or not key or not value:
+            continue
+        pairs.append((unquote(key), unquote(value)))
+    return pairs
+
+
+def is_int(value):
+    """A JSON number that is an integer (``true`` is not a number here)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def now_of(api):
+    return api.broker.now()

@@ -1,0 +1,118 @@
+"""
+``POST /ctrl/{action}``: ``stop`` or ``restart`` (case-insensitive).
+
+Both answer ``{"code":0}`` first and act once the response is written.
+
+- ``stop`` calls ``api.stop`` (the reactor's ``stop``: ``twistd`` then stops
+  the service tree cleanly, closing listeners and connections).
+- ``restart`` re-reads the configuration file the broker started with and
+  rebuilds the ``listeners`` service (MQTT listeners and this HTTP server)
+  in-process (``build_listeners``, the same composition as
+  ``tap.make_service``), keeping the ``Broker`` object: sessions, subscriptions,
+  queued and retained messages survive, and the hot settings of the file
+  (``mqtt``, ``auth.allow_anonymous``, ``auth.password``) are applied.  A
+  file that does not load is refused up front with 400/117 and nothing
+  changes.  Bridges and rules are not rebuilt here (their packages own
+  them).
+
+Any other action is 404 ``{"code":101}``, as NanoMQ.
+"""
+
+import os
+
+from twisted.application.service import MultiService
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from ..config import ConfigError, load
+from ..transport.listeners import ListenerService, tcp_endpoint
+from .common import NOT_HOCON, RPC_ERROR, ApiError, ok
+from .configuration import set_password_table
+
+_log = Logger()
+
+
+def control(api, request, action):
+    action = action.lower()
+    if action == "stop":
+        request.notifyFinish().addBoth(lambda _: api.reactor.callLater(0, api.stop))
+        return ok()
+    if action == "restart":
+        config = api.config
+        path = api.config_path
+        if path and os.path.isfile(path):
+            try:
+                config = load(path)
+            except ConfigError as error:
+                raise ApiError(400, NOT_HOCON, message=str(error)) from None
+        done = api.restarted = defer.Deferred()
+
+        def later(_):
+            api.reactor.callLater(0, _run_restart, api, config, done)
+
+        request.notifyFinish().addBoth(later)
+        return ok()
+    raise ApiError(404, RPC_ERROR)
+
+
+def _run_restart(api, config, done):
+    """Run ``restart`` and fire ``done`` (``api.restarted``) with its result."""
+    d = restart(api, config)
+    d.addErrback(lambda f: _log.failure("restart failed", f))
+    d.chainDeferred(done)
+
+
+def _apply_config(broker, config):
+    broker.config = config.mqtt
+    set_password_table(
+        broker, config.auth.allow_anonymous, config.auth.password, keep_passwords=False
+    )
+
+
+def build_listeners(config, broker, reactor, root):
+    """A new ``listeners`` service for ``config``, as ``tap.make_service``
+    builds it (MQTT over TCP, TLS, WebSocket, QUIC, and this HTTP API)."""
+    from ..transport.build import add_secure_and_ws_listeners
+    from ..transport.protocol import MQTTServerFactory
+    from .service import build_http_service
+
+    listeners = MultiService()
+    listeners.setName("listeners")
+    for listener in config.listeners.tcp:
+        if not listener.enable:
+            continue
+        name = "tcp" if listener.name == "default" else "tcp." + listener.name
+        factory = MQTTServerFactory(broker, reactor, name)
+        endpoint = tcp_endpoint(reactor, listener.host, listener.port, listener.backlog)
+        ListenerService(name, endpoint, factory, "(MQTT over TCP)").setServiceParent(
+            listeners
+        )
+    add_secure_and_ws_listeners(listeners, config, broker, reactor)
+    if config.http_server is not None:
+        build_http_service(config, broker, reactor, root).setServiceParent(listeners)
+    return listeners
+
+
+@defer.inlineCallbacks
+def restart(api, config):
+    """Swap the root service's ``listeners`` for ones built from ``config``."""
+    root = api.root_service
+    if root is None:
+        _log.warn("restart requested but the API has no service tree")
+        return
+    listeners = build_listeners(config, api.broker, api.reactor, root)
+    old = root.getServiceNamed("listeners")
+    yield defer.maybeDeferred(old.disownServiceParent)
+    _apply_config(api.broker, config)
+    root.config = config
+    for service in listeners:
+        new_api = getattr(service, "api", None)
+        if new_api is not None:
+            new_api.client_info.info.update(api.client_info.info)
+            new_api.mounts.update(api.mounts)
+            new_api.bridge_stats = api.bridge_stats
+            new_api.bridge_view = api.bridge_view
+            new_api.stop = api.stop
+    api.client_info.detach()
+    listeners.setServiceParent(root)
+    _log.info("listeners restarted from {path}", path=config.source_path)

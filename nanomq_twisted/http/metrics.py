@@ -1,0 +1,146 @@
+"""
+``GET /metrics`` (NanoMQ's JSON) and ``GET /prometheus``.
+
+``/prometheus`` is a ``prometheus_client`` custom collector over the
+core's counters, in its own ``CollectorRegistry`` (never the global one:
+several brokers may run in one process, e.g. in tests).  It is rendered by
+``render_text`` rather than ``generate_latest`` because the latter renames
+every counter to ``<name>_total``; NanoMQ's scrape jobs and dashboards use
+the names below exactly (``nanomq_messages_received``, ...).  The output is
+the Prometheus text format 0.0.4, in NanoMQ's order (``# TYPE`` before
+``# HELP``).  ``*_max`` values are running maxima updated at each scrape,
+as NanoMQ does.
+"""
+
+import psutil
+from prometheus_client.core import CollectorRegistry, Metric
+
+from .common import dumps
+
+CONTENT_TYPE = b"text/plain; version=0.0.4"
+
+# (name, type, HELP text)
+METRICS = (
+    ("nanomq_connections_count", "gauge", "Number of connected clients"),
+    ("nanomq_connections_max", "gauge", "Highest number of connected clients seen"),
+    ("nanomq_sessions_count", "gauge", "Number of sessions, offline persistent ones included"),
+    ("nanomq_sessions_max", "gauge", "Highest number of sessions seen"),
+    ("nanomq_topics_count", "gauge", "Number of topic filters with at least one subscriber"),
+    ("nanomq_topics_max", "gauge", "Highest number of subscribed topic filters seen"),
+    ("nanomq_subscribers_count", "gauge", "Number of clients holding a subscription"),
+    ("nanomq_subscribers_max", "gauge", "Highest number of subscribing clients seen"),
+    ("nanomq_messages_received", "counter", "Messages received for routing"),
+    ("nanomq_messages_sent", "counter", "Messages sent to subscribers"),
+    ("nanomq_messages_dropped", "counter", "Messages dropped"),
+    ("nanomq_memory_usage", "gauge", "Resident memory of the broker (b)"),
+    ("nanomq_memory_usage_max", "gauge", "Highest resident memory seen (b)"),
+    ("nanomq_cpu_usage", "gauge", "CPU usage of the broker process (%)"),
+    ("nanomq_cpu_usage_max", "gauge", "Highest CPU usage seen (%)"),
+)
+
+_PERCENT = ("nanomq_cpu_usage", "nanomq_cpu_usage_max")
+
+
+class ProcessSampler:
+    """CPU % since the previous sample and resident memory, via psutil."""
+
+    def __init__(self):
+        self.process = psutil.Process()
+        self.process.cpu_percent(None)
+
+    def cpu(self):
+        return self.process.cpu_percent(None)
+
+    def memory(self):
+        return self.process.memory_info().rss
+
+
+def broker_gauges(broker):
+    stats = broker.stats
+    subscribers = sum(1 for s in broker.sessions.values() if s.subscriptions)
+    return {
+        "nanomq_connections_count": len(broker.connections),
+        "nanomq_sessions_count": len(broker.sessions),
+        "nanomq_topics_count": broker.subscriptions.filter_count,
+        "nanomq_subscribers_count": subscribers,
+        "nanomq_messages_received": stats.received,
+        "nanomq_messages_sent": stats.sent,
+        "nanomq_messages_dropped": stats.dropped
+        + stats.dropped_no_subscriber
+        + stats.dropped_oversize
+        + stats.dropped_expired,
+    }
+
+
+class NanoMQCollector:
+    """The prometheus_client collector of one broker."""
+
+    def __init__(self, broker, sampler):
+        self.broker = broker
+        self.sampler = sampler
+        self.maxima = {}
+
+    def _max(self, name, value):
+        best = max(self.maxima.get(name, value), value)
+        self.maxima[name] = best
+        return best
+
+    def collect(self):
+        values = broker_gauges(self.broker)
+        values["nanomq_memory_usage"] = self.sampler.memory()
+        values["nanomq_cpu_usage"] = round(self.sampler.cpu(), 2)
+        for base in ("connections", "sessions", "topics", "subscribers"):
+            values[f"nanomq_{base}_max"] = self._max(base, values[f"nanomq_{base}_count"])
+        values["nanomq_memory_usage_max"] = self._max("memory", values["nanomq_memory_usage"])
+        values["nanomq_cpu_usage_max"] = self._max("cpu", values["nanomq_cpu_usage"])
+        for name, kind, help_text in METRICS:
+            metric = Metric(name, help_text, kind)
+            metric.add_sample(name, {}, values[name])
+            yield metric
+
+
+def _value_text(name, value):
+    if name in _PERCENT:
+        return f"{value:.2f}"
+    if float(value).is_integer():
+        return str(int(value))
+    return repr(float(value))
+
+
+def render_text(registry):
+    """The text exposition format with sample names kept as given."""
+    lines = []
+    for metric in registry.collect():
+        lines.append(f"# TYPE {metric.name} {metric.type}")
+        lines.append(f"# HELP {metric.name} {metric.documentation}")
+        for sample in metric.samples:
+            lines.append(f"{sample.name} {_value_text(metric.name, sample.value)}")
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+class PrometheusExporter:
+    def __init__(self, api):
+        self.sampler = ProcessSampler()
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.collector = NanoMQCollector(api.broker, self.sampler)
+        self.registry.register(self.collector)
+
+    def scrape(self):
+        return render_text(self.registry)
+
+
+def metrics(api, request):
+    """NanoMQ's ``/metrics``: no ``code`` key; ``memory`` is a string."""
+    sampler = api.prometheus.sampler
+    body = {
+        "metrics": list(api.bridge_stats()),
+        "cpuinfo": f"{sampler.cpu():.2f}%",
+        "memory": str(sampler.memory()),
+        "connections": len(api.broker.connections),
+    }
+    return dumps(body)
+
+
+def prometheus(api, request):
+    request.setHeader(b"content-type", CONTENT_TYPE)
+    return api.prometheus.scrape()

@@ -1,0 +1,287 @@
+"""
+The OpenAPI 3 description of the REST API, served at
+``GET /api/v4/openapi.json``.  A static document built from small helpers;
+``tests/protocol/test_http_endpoints.py`` checks that every endpoint of
+``GET /api/v4`` is described.
+"""
+
+import copy
+
+
+def _ref(name):
+    return {"$ref": "#/components/schemas/" + name}
+
+
+def _json(schema):
+    return {"application/json": {"schema": schema}}
+
+
+def _result(description="Result code only"):
+    return {"description": description, "content": _json(_ref("Result"))}
+
+
+def _data(schema, description="Success"):
+    return {
+        "description": description,
+        "content": _json({
+            "type": "object",
+            "required": ["code", "data"],
+            "properties": {"code": {"type": "integer", "enum": [0]}, "data": schema},
+        }),
+    }
+
+
+_ERRORS = {
+    "401": {"description": "Not authenticated (103, 104, 116)",
+            "content": _json(_ref("Result"))},
+    "404": {"description": "Unknown path or method (102)", "content": _json(_ref("Result"))},
+}
+
+
+def _op(summary, responses, body=None, parameters=None, body_type="application/json"):
+    op = {"summary": summary, "responses": dict(responses, **_ERRORS)}
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {body_type: {"schema": body}}}
+    if parameters:
+        op["parameters"] = parameters
+    return op
+
+
+def _path_param(name, description):
+    return {"name": name, "in": "path", "required": True, "description": description,
+            "schema": {"type": "string"}}
+
+
+def _query(name, schema, description):
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": schema}
+
+
+_BAD_JSON = {"400": {"description": "Body is not JSON of the right type (109)",
+                     "content": _json(_ref("Result"))}}
+
+_SUB_REQUEST = {
+    "type": "object",
+    "required": ["clientid"],
+    "properties": {
+        "clientid": {"type": "string"},
+        "topic": {"type": "string"},
+        "topics": {"type": "string", "description": "Comma-separated topic filters"},
+        "qos": {"type": "integer", "minimum": 0, "maximum": 2},
+    },
+}
+
+_BATCH_RESULT = {
+    "description": "Per-item results",
+    "content": _json({
+        "type": "object",
+        "properties": {
+            "data": {"type": "array", "items": {
+                "type": "object",
+                "properties": {"clientid": {"type": "string", "nullable": True},
+                               "topic": {"type": "string", "nullable": True},
+                               "code": {"type": "integer"}},
+            }},
+            "code": {"type": "integer"},
+        },
+    }),
+}
+
+_SCHEMAS = {
+    "Result": {
+        "type": "object",
+        "required": ["code"],
+        "properties": {
+            "code": {"type": "integer", "description": "NanoMQ result code (0 = success)"},
+            "message": {"type": "string"},
+        },
+    },
+    "Client": {
+        "type": "object",
+        "required": ["client_id", "username", "keepalive", "conn_state", "clean_start",
+                     "proto_name", "proto_ver"],
+        "properties": {
+            "client_id": {"type": "string"},
+            "username": {"type": "string"},
+            "keepalive": {"type": "integer"},
+            "conn_state": {"type": "string", "enum": ["connected", "disconnected"]},
+            "clean_start": {"type": "boolean"},
+            "proto_name": {"type": "string"},
+            "proto_ver": {"type": "integer", "enum": [3, 4, 5]},
+            "will_topic": {"type": "string"},
+            "will_msg": {"type": "string"},
+        },
+    },
+    "Subscription": {
+        "type": "object",
+        "properties": {"clientid": {"type": "string"}, "topic": {"type": "string"},
+                       "qos": {"type": "integer"}},
+    },
+    "Publish": {
+        "type": "object",
+        "required": ["payload"],
+        "properties": {
+            "topic": {"type": "string"},
+            "topics": {"type": "string", "description": "Comma-separated topic names"},
+            "payload": {"type": "string"},
+            "clientid": {"type": "string", "default": "NanoMQ-HTTP-Client"},
+            "qos": {"type": "integer", "minimum": 0, "maximum": 2, "default": 0},
+            "retain": {"type": "boolean", "default": False},
+            "encoding": {"type": "string", "enum": ["plain", "base64"]},
+            "decoding": {"type": "string", "enum": ["plain", "base64"]},
+            "properties": {
+                "type": "object",
+                "properties": {
+                    "payload_format_indicator": {"type": "integer", "enum": [0, 1]},
+                    "message_expiry_interval": {"type": "integer", "minimum": 0},
+                    "response_topic": {"type": "string"},
+                    "correlation_data": {"type": "string"},
+                    "subscription_identifier": {"type": "integer", "minimum": 1},
+                    "content_type": {"type": "string"},
+                    "user_properties": {"type": "object", "additionalProperties": {
+                        "oneOf": [{"type": "string"}, {"type": "number"},
+                                  {"type": "boolean"}]}},
+                },
+            },
+        },
+    },
+    "Hot": {
+        "type": "object",
+        "properties": {
+            "property_size": {"type": "integer"},
+            "max_packet_size": {"type": "integer", "description": "KiB"},
+            "client_max_packet_size": {"type": "integer", "description": "KiB"},
+            "msq_len": {"type": "integer"},
+            "qos_duration": {"type": "number", "description": "seconds"},
+            "keepalive_backoff": {"type": "number"},
+            "allow_anonymous": {"type": "boolean"},
+            "enable_mqtt_stream": {"type": "boolean"},
+            "bridge_mode": {"type": "boolean"},
+        },
+    },
+}
+
+_CLIENT_FILTERS = [
+    _query("clientid", {"type": "string"}, "Client id (also client_id)"),
+    _query("username", {"type": "string"}, "User name"),
+    _query("conn_state", {"type": "string", "enum": ["connected", "disconnected"]}, "State"),
+    _query("clean_start", {"type": "boolean"}, "Clean start flag"),
+    _query("proto_name", {"type": "string"}, "MQTT or MQIsdp"),
+    _query("proto_ver", {"type": "integer", "enum": [3, 4, 5]}, "Protocol level"),
+]
+
+_SUB_FILTERS = [
+    _query("clientid", {"type": "string"}, "Client id"),
+    _query("topic", {"type": "string"}, "Topic filter, exactly"),
+    _query("qos", {"type": "integer", "enum": [0, 1, 2]}, "QoS"),
+    _query("share", {"type": "string"}, "Share group"),
+]
+
+_CLIENTS = _data({"type": "array", "items": _ref("Client")})
+_SUBS = _data({"type": "array", "items": _ref("Subscription")})
+_OBJECT = {"type": "object"}
+_SECTION = {"type": "object", "properties": {"data": _OBJECT}}
+
+
+def _paths():
+    cid = _path_param("clientid", "Client id")
+    return {
+        "/": {"get": _op("List the endpoints", {"200": _data({"type": "array"})})},
+        "/openapi.json": {"get": _op("This document", {"200": {"description": "OpenAPI 3"}})},
+        "/brokers": {"get": _op("Broker information", {"200": _data({"type": "array"})})},
+        "/nodes": {"get": _op("Node information", {"200": _data({"type": "array"})})},
+        "/metrics": {"get": _op("Statistics (no code key)", {"200": {
+            "description": "Statistics", "content": _json({
+                "type": "object",
+                "properties": {"metrics": {"type": "array"}, "cpuinfo": {"type": "string"},
+                               "memory": {"type": "string"},
+                               "connections": {"type": "integer"}}})}})},
+        "/prometheus": {"get": _op("Prometheus text format 0.0.4", {"200": {
+            "description": "Metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}})},
+        "/clients": {"get": _op("List clients", {"200": _CLIENTS, "400": _result("108")},
+                                parameters=_CLIENT_FILTERS)},
+        "/clients/{clientid}": {
+            "get": _op("Look a client up", {"200": _CLIENTS}, parameters=[cid]),
+            "delete": _op("Kick a client (404/112 if not online)", {"200": _result()},
+                          parameters=[cid]),
+        },
+        "/clients/username/{username}": {"get": _op(
+            "Clients of a user name", {"200": _CLIENTS},
+            parameters=[_path_param("username", "User name")])},
+        "/subscriptions": {"get": _op("List subscriptions", {"200": _SUBS, "400": _result()},
+                                      parameters=_SUB_FILTERS)},
+        "/subscriptions/{clientid}": {"get": _op("Subscriptions of a client", {"200": _SUBS},
+                                                 parameters=[cid])},
+        "/topic-tree": {"get": _op("Subscription trie, breadth first", {"200": _data(
+            {"type": "array", "items": {"type": "array"}})})},
+        "/mqtt/publish": {"post": _op("Publish (result in code, HTTP 200)",
+                                      dict(_BAD_JSON, **{"200": _result()}),
+                                      body=_ref("Publish"))},
+        "/mqtt/publish_batch": {"post": _op(
+            "Publish several messages", dict(_BAD_JSON, **{"200": _BATCH_RESULT}),
+            body={"type": "array", "items": _ref("Publish")})},
+        "/mqtt/subscribe": {"post": _op("Subscribe an existing session (112 if none)",
+                                        dict(_BAD_JSON, **{"200": _result()}),
+                                        body=_SUB_REQUEST)},
+        "/mqtt/unsubscribe": {"post": _op("Unsubscribe an existing session",
+                                          dict(_BAD_JSON, **{"200": _result()}),
+                                          body=_SUB_REQUEST)},
+        "/mqtt/subscribe_batch": {"post": _op(
+            "Subscribe in batch", dict(_BAD_JSON, **{"200": _BATCH_RESULT}),
+            body={"type": "array", "items": _SUB_REQUEST})},
+        "/mqtt/unsubscribe_batch": {"post": _op(
+            "Unsubscribe in batch", dict(_BAD_JSON, **{"200": _BATCH_RESULT}),
+            body={"type": "array", "items": _SUB_REQUEST})},
+        "/reload": {
+            "get": _op("Hot-reloadable settings", {"200": _data(_ref("Hot"))}),
+            "post": _op("Change hot settings (in memory)", dict(_BAD_JSON, **{"200": _result()}),
+                        body={"type": "object", "properties": {"data": _ref("Hot")}}),
+        },
+        "/configuration": {
+            "get": _op("The whole configuration", {"200": _data(_OBJECT)}),
+            "post": _op("Change configuration in memory", dict(_BAD_JSON, **{"200": _result()}),
+                        body=_SECTION),
+        },
+        "/configuration/{section}": {
+            "get": _op("One configuration section (404/101 if unknown)",
+                       {"200": _data(_OBJECT), "404": _result("101")},
+                       parameters=[_path_param("section", "basic, tls, auth, ...")]),
+            "post": _op("Change one section in memory", dict(_BAD_JSON, **{"200": _result()}),
+                        body=_SECTION,
+                        parameters=[_path_param("section", "basic, http_server, auth, ...")]),
+        },
+        "/config_update": {"post": _op(
+            "Replace the configuration file (validated; previous kept as .bak)",
+            {"200": _result("0, or 118 if it cannot be written"),
+             "400": _result("117: not a valid configuration")},
+            body={"type": "string"}, body_type="text/plain")},
+        "/ctrl/{action}": {"post": _op(
+            "Stop or restart after the response", {"200": _result(), "400": _result("117")},
+            parameters=[{"name": "action", "in": "path", "required": True,
+                         "schema": {"type": "string", "enum": ["stop", "restart"]}}])},
+    }
+
+
+_DOCUMENT = {
+    "openapi": "3.0.3",
+    "info": {
+        "title": "nanomq-twisted HTTP REST API V4",
+        "version": "4",
+        "description": "NanoMQ-compatible REST API; see docs/rest-api.md.",
+    },
+    "servers": [{"url": "/api/v4"}],
+    "security": [{"basic": []}, {"jwt": []}],
+    "components": {
+        "securitySchemes": {
+            "basic": {"type": "http", "scheme": "basic"},
+            "jwt": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+        },
+        "schemas": _SCHEMAS,
+    },
+    "paths": _paths(),
+}
+
+
+def document():
+    """A fresh copy of the document (callers may not mutate the original)."""
+    return copy.deepcopy(_DOCUMENT)

@@ -1,0 +1,226 @@
+# -*- test-case-name: tests.e2e.test_tls -*-
+"""
+MQTT over TLS: pyOpenSSL through Twisted's memory-BIO TLS wrapper.
+
+Three small pieces:
+
+- ``certificate_options(listener)`` turns the certificate keys of an
+  ``SslListener`` (or a ``WsListener`` carrying the main ssl block's keys,
+  for WSS) into Twisted ``CertificateOptions``: TLS 1.2 and 1.3 only.
+- ``HandshakeGate`` sits between the TLS layer and the application
+  protocol and builds that protocol only once the handshake has
+  completed.  A failed handshake (wrong CA, missing client certificate,
+  garbage instead of a ClientHello, a port scanner) is logged once with
+  the peer address and never reaches the broker core: no
+  ``ClientConnection`` is ever created for it.  A peer that connects but
+  never finishes the handshake is dropped after ``handshake_timeout``.
+- ``TLSServerEndpoint`` loads the certificates when the listener starts
+  (a bad path or a wrong ``key_password`` fails the start loudly, through
+  ``ListenerService``) and listens on TCP with the factory wrapped in
+  ``TLSMemoryBIOFactory`` and the gate.
+
+Client certificate policy follows NanoMQ: ``verify_peer`` asks for a
+client certificate and verifies it against ``cacertfile``;
+``fail_if_no_peer_cert`` additionally refuses clients that send none.
+``fail_if_no_peer_cert`` without ``verify_peer`` has no effect, as in
+NanoMQ.
+"""
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from OpenSSL import SSL, crypto
+from twisted.internet import defer
+from twisted.internet.interfaces import IHandshakeListener
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.ssl import CertificateOptions, TLSVersion
+from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from zope.interface import implementer
+
+from .listeners import tcp_endpoint
+
+#: Seconds a client has to complete the TLS (or WebSocket) handshake.
+HANDSHAKE_TIMEOUT = 10.0
+
+
+class TLSConfigError(Exception):
+    """The listener's certificate settings cannot be used."""
+
+
+def _read(path, what):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as error:
+        raise TLSConfigError(f"cannot read {what} {path!r}: {error.strerror}")
+
+
+def _load_certs(path, what):
+    try:
+        certs = x509.load_pem_x509_certificates(_read(path, what))
+    except ValueError as error:
+        raise TLSConfigError(f"{what} {path!r} holds no PEM certificate: {error}")
+    return [crypto.X509.from_cryptography(cert) for cert in certs]
+
+
+def _load_key(path, password):
+    data = _read(path, "keyfile")
+    secret = password.encode("utf-8") if password else None
+    try:
+        key = load_pem_private_key(data, secret)
+    except TypeError as error:
+        # Encrypted key without a password, or a password for a plain key.
+        raise TLSConfigError(f"keyfile {path!r}: {error}")
+    except ValueError as error:
+        raise TLSConfigError(f"keyfile {path!r} cannot be loaded (wrong key_password?): {error}")
+    return crypto.PKey.from_cryptography_key(key)
+
+
+def certificate_options(listener):
+    """``CertificateOptions`` for a server listener's certificate keys.
+
+    ``listener`` has ``keyfile``, ``certfile``, ``cacertfile``,
+    ``key_password``, ``verify_peer`` and ``fail_if_no_peer_cert``.  The
+    certificate file may hold a chain (leaf first).  Raises
+    ``TLSConfigError`` for anything unusable, including a key that does not
+    match the certificate.
+    """
+    if not listener.certfile or not listener.keyfile:
+        raise TLSConfigError("a TLS listener needs certfile and keyfile")
+    chain = _load_certs(listener.certfile, "certfile")
+    key = _load_key(listener.keyfile, listener.key_password)
+    kwargs = {}
+    if listener.verify_peer:
+        if not listener.cacertfile:
+            raise TLSConfigError("verify_peer needs cacertfile (the CA of client certificates)")
+        kwargs.update(
+            verify=True,
+            caCerts=_load_certs(listener.cacertfile, "cacertfile"),
+            requireCertificate=bool(listener.fail_if_no_peer_cert),
+        )
+    options = CertificateOptions(
+        privateKey=key,
+        certificate=chain[0],
+        extraCertChain=chain[1:],
+        raiseMinimumTo=TLSVersion.TLSv1_2,
+        **kwargs,
+    )
+    try:
+        # Builds the SSL context now: a key that does not match the
+        # certificate fails here, at start-up, not on the first client.
+        options.getContext()
+    except SSL.Error as error:
+        raise TLSConfigError(f"certfile/keyfile rejected by OpenSSL: {error}")
+    return options
+
+
+@implementer(IHandshakeListener)
+class HandshakeGate(Protocol):
+    """Wrapped by TLS; builds the real protocol after the handshake.
+
+    Until ``handshakeCompleted`` nothing but this object knows about the
+    connection.  Afterwards it only forwards ``dataReceived`` and
+    ``connectionLost``; the application protocol's transport is the TLS
+    transport itself, so writes and producer calls go straight there.
+    """
+
+    _log = Logger()
+
+    def __init__(self, factory, addr):
+        self.gate_factory = factory
+        self.addr = addr
+        self.wrapped = None
+        self._timeout = None
+
+    def connectionMade(self):
+        clock = self.gate_factory.clock
+        self._timeout = clock.callLater(self.gate_factory.handshake_timeout, self._timed_out)
+
+    def handshakeCompleted(self):
+        self._cancel_timeout()
+        self.wrapped = self.gate_factory.wrapped_factory.buildProtocol(self.addr)
+        if self.wrapped is None:
+            self.transport.loseConnection()
+            return
+        self.wrapped.makeConnection(self.transport)
+
+    def dataReceived(self, data):
+        if self.wrapped is not None:
+            self.wrapped.dataReceived(data)
+
+    def connectionLost(self, reason):
+        self._cancel_timeout()
+        if self.wrapped is not None:
+            wrapped, self.wrapped = self.wrapped, None
+            wrapped.connectionLost(reason)
+            return
+        self._log.info(
+            "TLS handshake with {host}:{port} on {listener} failed: {reason}",
+            host=getattr(self.addr, "host", "?"),
+            port=getattr(self.addr, "port", "?"),
+            listener=self.gate_factory.name,
+            reason=_describe(reason.value),
+        )
+
+    def _timed_out(self):
+        self._timeout = None
+        self._log.info(
+            "TLS handshake with {host}:{port} timed out",
+            host=getattr(self.addr, "host", "?"),
+            port=getattr(self.addr, "port", "?"),
+        )
+        self.transport.abortConnection()
+
+    def _cancel_timeout(self):
+        if self._timeout is not None:
+            if self._timeout.active():
+                self._timeout.cancel()
+            self._timeout = None
+
+
+def _describe(error):
+    """OpenSSL errors are nested lists of tuples; make them one line."""
+    args = getattr(error, "args", ())
+    if args and isinstance(args[0], list):
+        parts = [entry[-1] for entry in args[0] if isinstance(entry, tuple) and entry]
+        if parts:
+            return "; ".join(str(part) for part in parts)
+    return f"{type(error).__name__}: {error}"
+
+
+class HandshakeGateFactory(Factory):
+    """Builds ``HandshakeGate``s in front of ``wrapped_factory``."""
+
+    def __init__(self, wrapped_factory, clock, name="ssl", handshake_timeout=HANDSHAKE_TIMEOUT):
+        self.wrapped_factory = wrapped_factory
+        self.clock = clock
+        self.name = name
+        self.handshake_timeout = handshake_timeout
+
+    def buildProtocol(self, addr):
+        gate = HandshakeGate(self, addr)
+        gate.factory = self
+        return gate
+
+
+class TLSServerEndpoint:
+    """An ``IStreamServerEndpoint``: TCP, TLS from ``listener``'s keys, and
+    the handshake gate in front of the listened factory."""
+
+    def __init__(self, reactor, listener, host, port, backlog=1024, name="ssl"):
+        self.reactor = reactor
+        self.listener = listener
+        self.host = host
+        self.port = port
+        self.backlog = backlog
+        self.name = name
+
+    def listen(self, factory):
+        try:
+            options = certificate_options(self.listener)
+        except TLSConfigError:
+            return defer.fail()
+        gated = HandshakeGateFactory(factory, self.reactor, self.name)
+        tls_factory = TLSMemoryBIOFactory(options, False, gated)
+        endpoint = tcp_endpoint(self.reactor, self.host, self.port, self.backlog)
+        return endpoint.listen(tls_factory)

@@ -1,0 +1,311 @@
+"""
+The bridge client against our own broker protocol, in memory
+(``iosim.connectedServerAndClient`` on one ``task.Clock``), plus
+``ClientService`` back-off and keepalive on a ``Clock``.
+"""
+
+import json
+import random
+
+from twisted.internet import defer, task
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.testing import StringTransport
+from twisted.test import iosim
+from twisted.trial.unittest import SynchronousTestCase
+
+from nanomq_twisted.bridge.client import BridgeClientFactory
+from nanomq_twisted.bridge.service import Bridge, BridgeService, backoff_cap, sender_id
+from nanomq_twisted.config import loads
+from nanomq_twisted.core.broker import Broker
+from nanomq_twisted.core.message import Message
+from nanomq_twisted.transport.protocol import MQTTServerFactory
+
+BASE = 'listeners.tcp { bind = "127.0.0.1:0" }\n'
+
+
+def bridge_config(body):
+    config = loads(BASE + "bridges.mqtt.up {\n" + body + "\n}\n", path="<test>")
+    return config, config.bridges[0]
+
+
+class Recorder:
+    """A broker message tap that keeps what was routed."""
+
+    def __init__(self, broker):
+        self.messages = []
+        broker.message_taps.append(lambda message, now: self.messages.append(message))
+
+    def topics(self):
+        return [m.topic for m in self.messages if not m.topic.startswith("$SYS")]
+
+
+class BridgeTestCase(SynchronousTestCase):
+    body = """
+        server = "mqtt-tcp://127.0.0.1:1883"
+        proto_ver = 5
+        clientid = "edge1"
+        keepalive = 60s
+        max_send_queue_len = 3
+        conn_properties { session_expiry_interval = 30, user_property { a = b } }
+        forwards = [
+            { local_topic = "sensors/#", remote_topic = "", prefix = "edge1/" }
+            { local_topic = "alarm/+/x/#", remote_topic = "+/x/#", qos = 2 }
+        ]
+        subscription = [
+            { remote_topic = "cmd/edge1/#", local_topic = "#", qos = 1 }
+        ]
+    """
+
+    def setUp(self):
+        self.clock = task.Clock()
+        self.clock.advance(1000.0)
+        config, self.config = bridge_config(self.body)
+        self.remote = Broker(config.mqtt, clock=self.clock.seconds, sys_events=False)
+        self.local = Broker(config.mqtt, clock=self.clock.seconds)
+        self.remote_seen = Recorder(self.remote)
+        self.local_seen = Recorder(self.local)
+        self.bridge = Bridge(self.config, self.local, self.clock)
+        self.bridge.attach()
+        self.server_factory = MQTTServerFactory(self.remote, self.clock)
+        self.pump = None
+
+    def connect(self):
+        client, server, pump = iosim.connectedServerAndClient(
+            lambda: self.server_factory.buildProtocol(None),
+            lambda: BridgeClientFactory(self.bridge, self.clock).buildProtocol(None),
+            clock=self.clock,
+        )
+        self.pump = pump
+        self.client, self.server = client, server
+        pump.flush()
+        return client
+
+    def publish(self, topic, payload=b"x", qos=0, retain=False, sender="local-client"):
+        now = self.clock.seconds()
+        self.local.publish(Message(topic, payload, qos, retain, None, now, sender), now)
+        if self.pump is not None:
+            self.pump.flush()
+
+
+class ConnectTests(BridgeTestCase):
+    def test_v5_connect_properties_and_subscription(self):
+        client = self.connect()
+        self.assertTrue(client.connected)
+        session = self.remote.sessions["edge1"]
+        self.assertEqual(session.expiry_interval, 30)
+        sub = session.subscriptions["cmd/edge1/#"]
+        self.assertEqual((sub.qos, sub.no_local), (1, True))
+        self.assertTrue(self.bridge.stats.connected)
+        self.assertEqual(self.bridge.stats.connects, 1)
+
+    def test_status_notices_retained(self):
+        client = self.connect()
+        notice = self.local.retained.get("$SYS/brokers/client_status")
+        body = json.loads(notice.payload)
+        self.assertEqual((body["status"], body["client_id"]), ("online", "edge1"))
+        self.assertTrue(notice.retain)
+        client.disconnect()
+        self.pump.flush()
+        body = json.loads(self.local.retained.get("$SYS/brokers/client_status").payload)
+        self.assertEqual((body["status"], body["reason_code"]), ("offline", "8b"))
+        self.assertFalse(self.bridge.stats.connected)
+
+
+class ForwardTests(BridgeTestCase):
+    def test_forward_with_prefix_and_remap(self):
+        self.connect()
+        self.publish("sensors/t1", b"21", qos=1)
+        self.publish("alarm/a/x/y/z", b"!", qos=0)
+        self.publish("other", b"no")
+        self.assertEqual(self.remote_seen.topics(), ["edge1/sensors/t1", "a/x/y/z"])
+        self.assertEqual([m.qos for m in self.remote_seen.messages], [1, 2])
+        self.assertEqual(self.remote_seen.messages[0].payload, b"21")
+        self.assertEqual(self.bridge.stats.sent, 2)
+        self.assertEqual(len(self.bridge.session.inflight), 0)
+
+    def test_qos2_both_directions_exactly_once(self):
+        self.connect()
+        self.publish("alarm/b/x/q", b"2", qos=1)  # override: QoS 2 upward
+        self.assertEqual(self.remote_seen.topics(), ["b/x/q"])
+        self.assertEqual(self.remote_seen.messages[0].qos, 2)
+        self.assertEqual(len(self.bridge.session.inflight), 0)
+        now = self.clock.seconds()
+        self.remote.publish(Message("cmd/edge1/go", b"c", 2, False, None, now, "cloud"), now)
+        self.pump.flush()
+        self.assertEqual(self.local_seen.topics(), ["alarm/b/x/q", "go"])
+        self.assertEqual(self.local_seen.messages[-1].qos, 1)  # subscription granted QoS 1
+        self.assertEqual(self.bridge.session.incoming_qos2, set())
+
+    def test_downward_remap_and_loop_prevention(self):
+        # The bridge also forwards "#": what came down must not go back up.
+        body = self.body.replace('{ local_topic = "sensors/#"', '{ local_topic = "#"')
+        _, config = bridge_config(body)
+        self.bridge.detach()
+        self.bridge = Bridge(config, self.local, self.clock)
+        self.bridge.attach()
+        self.connect()
+        now = self.clock.seconds()
+        self.remote.publish(Message("cmd/edge1/a/b", b"c", 1, False, None, now, "cloud"), now)
+        self.pump.flush()
+        self.assertEqual(self.local_seen.topics(), ["a/b"])
+        self.assertEqual(self.local_seen.messages[-1].sender, sender_id("up"))
+        self.assertEqual(self.remote_seen.topics(), ["cmd/edge1/a/b"])
+        self.assertEqual(self.bridge.stats.received, 1)
+
+    def test_sys_topics_never_forwarded(self):
+        self.connect()
+        self.local.publish_internal("$SYS/brokers/x", b"{}", self.clock.seconds())
+        self.pump.flush()
+        self.assertEqual(self.remote_seen.topics(), [])
+
+
+class OfflineQueueTests(BridgeTestCase):
+    def test_queue_while_down_then_drain_in_order(self):
+        for i in range(5):
+            self.publish(f"sensors/{i}", str(i).encode(), qos=1)
+        self.publish("sensors/q0", qos=0)  # QoS 0 while down: dropped
+        stats = self.bridge.stats
+        self.assertEqual((stats.queued, stats.dropped), (3, 3))
+        self.connect()
+        self.assertEqual(
+            self.remote_seen.topics(), ["edge1/sensors/2", "edge1/sensors/3", "edge1/sensors/4"]
+        )
+        self.assertEqual(stats.queued, 0)
+
+    def test_zero_capacity_drops(self):
+        _, config = bridge_config(self.body.replace("max_send_queue_len = 3", ""))
+        self.bridge.detach()
+        self.bridge = Bridge(config, self.local, self.clock)
+        self.bridge.attach()
+        self.publish("sensors/a", qos=1)
+        self.assertEqual((self.bridge.stats.queued, self.bridge.stats.dropped), (0, 1))
+
+    def test_inflight_requeued_after_connection_loss(self):
+        client = self.connect()
+        pump, self.pump = self.pump, None
+        self.publish("sensors/lost", qos=1)
+        self.assertEqual(len(self.bridge.session.inflight), 1)
+        client.transport.stream.clear()  # the PUBLISH never reaches the remote
+        client.transport.loseConnection()
+        pump.flush()
+        self.assertIsNone(self.bridge.protocol)
+        self.assertEqual(len(self.bridge.session.inflight), 1)
+        self.connect()
+        # clean_start = true: the remote kept no session, so it is resent as new.
+        self.assertEqual(self.remote_seen.topics(), ["edge1/sensors/lost"])
+        self.assertEqual(len(self.bridge.session.inflight), 0)
+
+
+class V311Tests(SynchronousTestCase):
+    def test_connect_sets_bridge_bit(self):
+        _, config = bridge_config('server = "mqtt-tcp://127.0.0.1:1883"\nclientid = "b1"')
+        clock = task.Clock()
+        local = Broker(loads(BASE, path="<t>").mqtt, clock=clock.seconds)
+        bridge = Bridge(config, local, clock)
+        proto = BridgeClientFactory(bridge, clock).buildProtocol(None)
+        transport = StringTransport()
+        proto.makeConnection(transport)
+        data = transport.value()
+        # fixed header, length, "MQTT" name (2+4 bytes), then the level byte.
+        self.assertEqual(data[2:8], b"\x00\x04MQTT")
+        self.assertEqual(data[8], 0x84)
+
+    def test_no_bridge_bit_when_disabled(self):
+        _, config = bridge_config(
+            'server = "mqtt-tcp://127.0.0.1:1883"\nclientid = "b1"\nno_local_v4 = false'
+        )
+        clock = task.Clock()
+        local = Broker(loads(BASE, path="<t>").mqtt, clock=clock.seconds)
+        proto = BridgeClientFactory(Bridge(config, local, clock), clock).buildProtocol(None)
+        transport = StringTransport()
+        proto.makeConnection(transport)
+        self.assertEqual(transport.value()[8], 0x04)
+
+
+class KeepaliveTests(SynchronousTestCase):
+    def test_pingreq_then_close_when_unanswered(self):
+        _, config = bridge_config(
+            'server = "mqtt-tcp://127.0.0.1:1883"\nclientid = "k"\nkeepalive = 10s\n'
+            "resend_interval = 2000"
+        )
+        clock = task.Clock()
+        local = Broker(loads(BASE, path="<t>").mqtt, clock=clock.seconds)
+        proto = BridgeClientFactory(Bridge(config, local, clock), clock).buildProtocol(None)
+        transport = StringTransport()
+        proto.makeConnection(transport)
+        proto.dataReceived(b"\x20\x02\x00\x00")
+        transport.clear()
+        clock.advance(8.0)
+        self.assertEqual(transport.value(), b"")
+        clock.advance(2.0)
+        self.assertEqual(transport.value(), b"\xc0\x00")
+        proto.dataReceived(b"\xd0\x00")  # PINGRESP
+        clock.advance(2.0)
+        self.assertFalse(transport.disconnecting)
+        transport.clear()
+        clock.advance(8.0)
+        self.assertEqual(transport.value(), b"\xc0\x00")
+        clock.advance(2.0)  # no PINGRESP by the next tick
+        self.assertTrue(transport.disconnecting)
+
+    def test_connack_timeout_aborts(self):
+        _, config = bridge_config('server = "mqtt-tcp://127.0.0.1:1883"')
+        clock = task.Clock()
+        local = Broker(loads(BASE, path="<t>").mqtt, clock=clock.seconds)
+        proto = BridgeClientFactory(Bridge(config, local, clock), clock).buildProtocol(None)
+        transport = StringTransport()
+        proto.makeConnection(transport)
+        clock.advance(10.0)
+        self.assertTrue(transport.disconnecting)
+
+
+class _RefusingEndpoint:
+    def __init__(self):
+        self.attempts = 0
+
+    def connect(self, factory):
+        self.attempts += 1
+        return defer.fail(ConnectionRefusedError())
+
+
+class BackoffTests(SynchronousTestCase):
+    def test_clientservice_backoff_is_capped_with_jitter(self):
+        _, config = bridge_config('server = "mqtt-tcp://127.0.0.1:1883"\nbackoff_max = 4s')
+        clock = task.Clock()
+        local = Broker(loads(BASE, path="<t>").mqtt, clock=clock.seconds)
+        endpoint = _RefusingEndpoint()
+        service = BridgeService(
+            config, local, clock, rng=random.Random(7), endpoint_factory=lambda r, c: endpoint
+        )
+        service.startService()
+        self.assertEqual(endpoint.attempts, 1)  # first attempt immediate
+        delays = []
+        for _ in range(8):
+            pending = clock.getDelayedCalls()
+            self.assertEqual(len(pending), 1)
+            delays.append(pending[0].getTime() - clock.seconds())
+            clock.advance(delays[-1])
+        self.assertEqual(endpoint.attempts, 9)
+        self.assertTrue(all(0 <= d <= 4 + 1 for d in delays), delays)
+        self.assertLess(delays[0], 1.6)
+        self.assertGreaterEqual(delays[-1], 4)
+        self.successResultOf(service.stopService())
+        self.assertEqual(clock.getDelayedCalls(), [])
+        self.assertEqual(local.message_taps, [])
+
+    def test_backoff_cap_clamped(self):
+        _, config = bridge_config('server = "mqtt-tcp://127.0.0.1:1883"\nbackoff_max = 700s')
+        self.assertEqual(backoff_cap(config), 360.0)
+
+    def test_disabled_bridge_never_dials(self):
+        _, config = bridge_config('server = "mqtt-tcp://127.0.0.1:1883"\nenable = false')
+        clock = task.Clock()
+        local = Broker(loads(BASE, path="<t>").mqtt, clock=clock.seconds)
+        endpoint = _RefusingEndpoint()
+        service = BridgeService(config, local, clock, endpoint_factory=lambda r, c: endpoint)
+        service.startService()
+        self.assertEqual(endpoint.attempts, 0)
+        service.switch(True)
+        self.assertEqual(endpoint.attempts, 1)
+        self.successResultOf(service.switch(False))
+        self.successResultOf(service.stopService())

@@ -1,0 +1,157 @@
+"""
+``/api/v4/rules`` (http/rules.py) through the REST root with StubTreq,
+replaying the golden transcript's rule exchanges (#169-#198).
+
+The rules service runs on a ``Clock`` and is never started: no repub
+connection is opened and no table is written (that is tests/e2e/test_rules).
+"""
+
+import json
+
+from treq.testing import StubTreq
+from twisted.trial.unittest import SynchronousTestCase
+
+from nanomq_twisted.http.rules import RulesAPI, rule_id_from_path
+from nanomq_twisted.rules.service import RulesService
+from tests.protocol.http_support import Harness
+
+GOLDEN_RULES = r"""
+rules.sqlite {
+    path = "/nonexistent/sqlite_rule.db"
+    rules = [ { sql = "SELECT topic, payload FROM \"rule/sqlite/#\"", table = broker } ]
+}
+rules.repub {
+    rules = [ {
+        server = "mqtt-tcp://127.0.0.1:1883", topic = "repub/out", proto_ver = 4
+        clientid = "repub_client1", keepalive = 60s, clean_start = true
+        username = repubuser, password = repubpass
+        sql = "SELECT topic, payload FROM \"rule/repub/#\""
+    } ]
+}
+"""
+
+RULE1 = '{"name":"sqlite","rawsql":"SELECT topic, payload FROM \\"rule/sqlite/#\\"","id":1,"enabled":true}'
+RULE2 = '{"name":"repub","rawsql":"SELECT topic, payload FROM \\"rule/repub/#\\"","id":2,"enabled":true}'
+
+
+class RulesRestTests(SynchronousTestCase):
+    def setUp(self):
+        self.h = Harness(GOLDEN_RULES)
+        self.rules = RulesService(self.h.config.rules, self.h.broker, self.h.clock)
+        self.h.api.mount("rules", RulesAPI(self.rules).app.resource())
+
+    def call(self, method, path, body=None):
+        status, _headers, content = self.h.request(method, "/api/v4/rules" + path, body)
+        return status, content.decode()
+
+    def test_golden_sequence(self):
+        both = '{"data":[' + RULE1 + "," + RULE2 + '],"code":0}'
+        self.assertEqual(self.call("GET", ""), (200, both))
+        self.assertEqual(self.call("GET", "/"), (200, both))
+        self.assertEqual(self.call("GET", "/rule:1"), (200, '{"data":' + RULE1 + ',"code":0}'))
+        self.assertEqual(self.call("GET", "/1"), (400, '{"code":107}'))
+        self.assertEqual(self.call("GET", "/rule:999"), (400, '{"code":107}'))
+        body = ('{"rawsql":"SELECT payload, qos FROM \\"rule/rest/#\\"","actions":[{"name":'
+                '"repub","params":{"topic":"repub/rest","address":"mqtt-tcp://127.0.0.1:1883",'
+                '"clean_start":"true","clientid":"repub_rest_client","username":"admin",'
+                '"password":"public","proto_ver":4,"keepalive":60}}],"description":"repub-rule"}')
+        self.assertEqual(self.call("POST", "", body), (200, (
+            '{"data":{"rawsql":"SELECT payload, qos FROM \\"rule/rest/#\\"","id":3,'
+            '"enabled":true},"actions":[],"code":0}')))
+        body = {"rawsql": 'SELECT topic, payload FROM "rule/rest/#"',
+                "actions": [{"name": "sqlite", "params": {"table": "rest_table"}}],
+                "description": "sqlite-rule"}
+        created4 = ('{"data":{"rawsql":"SELECT topic, payload FROM \\"rule/rest/#\\"","id":4,'
+                    '"enabled":true},"actions":[],"code":0}')
+        self.assertEqual(self.call("POST", "", body), (200, created4))
+        self.assertEqual(self.call("POST", "", {"rawsql": 'SELECT * FROM "x/#"', "actions": [
+            {"name": "sqlite", "params": {"table": "broker"}}]}), (400, '{"code":108}'))
+        self.assertEqual(self.call("POST", "", {"rawsql": 'SELECT * FROM "x/#"', "actions": [
+            {"name": "postgresql", "params": {"table": "t"}}]}), (400, '{"code":111}'))
+        self.assertEqual(self.call("POST", "", {"rawsql": 'SELECT * FROM "x/#"', "actions": [
+            {"name": "repub", "params": {"topic": "repub/x"}}]}), (400, '{"code":107}'))
+        self.assertEqual(self.call("POST", "", {"rawsql": 'SELECT * FROM "noaction/#"'}),
+                         (200, created4))
+        self.assertEqual(self.call("POST", "", '{"rawsql": "SELECT'), (400, '{"code":109}'))
+        self.assertEqual(self.call("POST", "", "[]"), (400, '{"code":109}'))
+        self.assertEqual(self.call("PUT", "/rule:3", {"rawsql": 'SELECT payload FROM "rule/rest2/#"'}),
+                         (200, ('{"data":{"rawsql":"SELECT payload FROM \\"rule/rest2/#\\"",'
+                                '"id":3,"enabled":true},"actions":[],"code":0}')))
+        self.assertEqual(self.call("PUT", "/rule:3", {"enabled": False}),
+                         (200, ('{"data":{"rawsql":"SELECT payload FROM \\"rule/rest2/#\\"",'
+                                '"id":3,"enabled":false},"actions":[],"code":0}')))
+        self.assertEqual(self.call("PUT", "/rule:3", {"actions": [
+            {"name": "sqlite", "params": {"table": "other"}}]}), (400, '{"code":108}'))
+        self.assertEqual(self.call("PUT", "/rule:999", {"enabled": False}),
+                         (400, '{"code":108}'))
+        self.assertEqual(self.call("PUT", "/rule:1", '{"enabled":'), (400, '{"code":109}'))
+        _status, content = self.call("GET", "")
+        self.assertEqual([r["id"] for r in json.loads(content)["data"]], [1, 2, 4, 3])
+        self.assertEqual(self.call("DELETE", "/rule:3"), (200, '{"code":0}'))
+        self.assertEqual(self.call("DELETE", "/rule:3"), (400, '{"code":107}'))
+        self.assertEqual(self.call("DELETE", "/abc"), (400, '{"code":107}'))
+        self.assertEqual(self.call("DELETE", ""), (404, '{"code":102}'))
+        _status, content = self.call("GET", "")
+        self.assertEqual([r["id"] for r in json.loads(content)["data"]], [1, 2, 4])
+
+    def test_bad_sql_is_108_with_the_position(self):
+        status, content = self.call("POST", "", {"rawsql": 'SELECT nope FROM "a"', "actions": [
+            {"name": "sqlite", "params": {"table": "t9"}}]})
+        self.assertEqual(status, 400)
+        body = json.loads(content)
+        self.assertEqual(body["code"], 108)
+        self.assertIn("at offset 7", body["message"])
+        self.assertEqual(len(self.rules.engine), 2)
+        status, content = self.call("PUT", "/rule:1", {"rawsql": "SELECT"})
+        self.assertEqual((status, json.loads(content)["code"]), (400, 108))
+        self.assertEqual(self.rules.engine.get(1).rawsql,
+                         'SELECT topic, payload FROM "rule/sqlite/#"')
+
+    def test_seed_document_examples(self):
+        """The seed's REST walk-through (select * from "t/a", then t/b,
+        disable, delete)."""
+        status, content = self.call("POST", "", {
+            "rawsql": 'select * from "t/a"',
+            "actions": [{"name": "repub", "params": {
+                "topic": "repub1", "address": "mqtt-tcp://broker.emqx.io:1883",
+                "clean_start": "true", "clientid": "id", "username": "admin",
+                "password": "public", "proto_ver": 4, "keepalive": 60}}],
+            "description": "repub-rule"})
+        self.assertEqual((status, json.loads(content)["data"]["id"]), (200, 3))
+        self.assertEqual(self.call("PUT", "/rule:3", '{"rawsql":"select * from \\"t/b\\""}'),
+                         (200, ('{"data":{"rawsql":"select * from \\"t/b\\"","id":3,'
+                                '"enabled":true},"actions":[],"code":0}')))
+        self.assertEqual(self.rules.engine.rules_for("t/b")[0].id, 3)
+        self.assertEqual(self.call("PUT", "/rule:3", '{"enabled": false}')[0], 200)
+        self.assertEqual(self.rules.engine.rules_for("t/b"), ())
+        self.assertEqual(self.call("DELETE", "/rule:3"), (200, '{"code":0}'))
+
+    def test_mysql_params(self):
+        ok = {"rawsql": 'SELECT * FROM "m"', "actions": [{"name": "MySQL", "params": {
+            "table": "t", "host": "127.0.0.1", "username": "u", "password": "p"}}]}
+        self.assertEqual(self.call("POST", "", ok)[0], 200)
+        missing = {"rawsql": 'SELECT * FROM "m"', "actions": [{"name": "mysql", "params": {
+            "table": "t", "host": "127.0.0.1"}}]}
+        self.assertEqual(self.call("POST", "", missing), (400, '{"code":107}'))
+        unknown = {"rawsql": 'SELECT * FROM "m"', "actions": [{"name": "mysql", "params": {
+            "table": "t", "host": "h", "username": "u", "password": "p", "colour": 1}}]}
+        self.assertEqual(self.call("POST", "", unknown), (400, '{"code":108}'))
+
+
+class SubAppTests(SynchronousTestCase):
+    """The Klein sub-app on its own, as mounted (paths relative)."""
+
+    def test_routes_relative_to_mount(self):
+        h = Harness()
+        rules = RulesService(None, h.broker, h.clock)
+        treq = StubTreq(RulesAPI(rules).app.resource())
+        out = []
+        d = treq.get("http://x/")
+        d.addCallback(lambda r: r.content()).addCallback(out.append)
+        treq.flush()
+        self.assertEqual(out, [b'{"data":[],"code":0}'])
+
+    def test_rule_id_from_path(self):
+        self.assertEqual(rule_id_from_path("rule:12"), 12)
+        for text in ("12", "rule:", "rule:x", "rule:-1", "abc"):
+            self.assertEqual(rule_id_from_path(text), 0)

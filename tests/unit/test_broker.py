@@ -1,0 +1,432 @@
+# -*- test-case-name: tests.unit.test_broker -*-
+"""
+The pure core (``Broker``, ``ClientConnection``, ``Session``) without a
+reactor: connections write into a fake sink, time is a plain ``now`` that
+the tests step, and delayed work runs through ``broker.run_timers(now)``.
+
+What a sink received is read back with the project's ``Decoder`` (reading
+output is fine); every expected value is written out by hand.
+"""
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from nanomq_twisted.config import loads
+from nanomq_twisted.core.broker import Broker
+from nanomq_twisted.core.connection import ClientConnection
+from nanomq_twisted.mqtt.codec import Decoder
+from nanomq_twisted.mqtt.errors import MqttError
+from nanomq_twisted.mqtt.packets import (
+    Connack,
+    Connect,
+    Disconnect,
+    Puback,
+    Publish,
+    Pubrec,
+    Pubrel,
+    Subscribe,
+    SubscriptionOptions,
+    Unsubscribe,
+    Will,
+)
+
+TICK = 0.25
+
+
+def make_broker(conf=""):
+    config = loads("listeners.tcp { bind = \"127.0.0.1:0\" }\n" + conf, path="<test>")
+    return Broker(config.mqtt, sys_events=False)
+
+
+class FakeSink:
+    """The core's sink: collects bytes, records ``close()``."""
+
+    def __init__(self):
+        self.data = bytearray()
+        self.closed = False
+        self.congested = False
+
+    def write(self, data):
+        self.data += data
+
+    def close(self):
+        self.closed = True
+
+
+class Peer:
+    """One client connection of the core, driven by hand."""
+
+    def __init__(self, broker, client_id, level=4, clean=True, properties=None,
+                 will=None, keepalive=60):
+        self.broker = broker
+        self.level = level
+        self.sink = FakeSink()
+        self.conn = ClientConnection(broker, self.sink, ("127.0.0.1", 50000))
+        self.decoder = Decoder(protocol_level=level)
+        self.connect_packet = Connect(
+            client_id=client_id,
+            protocol_level=level,
+            clean_start=clean,
+            keepalive=keepalive,
+            will=will,
+            properties=properties or {},
+        )
+        self._next_id = 1
+
+    def connect(self, now=0.0):
+        self.conn.receive(self.connect_packet, now)
+        return self.received()
+
+    def send(self, packet, now=0.0):
+        self.conn.receive(packet, now)
+
+    def received(self):
+        packets = list(self.decoder.feed(bytes(self.sink.data)))
+        del self.sink.data[:]
+        return packets
+
+    def subscribe(self, topic_filter, qos=0, now=0.0, **options):
+        pid = self._next_id
+        self._next_id += 1
+        self.send(Subscribe(pid, (SubscriptionOptions(topic_filter, qos, **options),)), now)
+        return self.received()
+
+    def publish(self, topic, payload, qos=0, now=0.0, retain=False, properties=None):
+        pid = None
+        if qos:
+            pid = self._next_id
+            self._next_id += 1
+        self.send(Publish(topic, payload, qos, retain, False, pid, properties or {}), now)
+        return self.received()
+
+    def lost(self, now=0.0):
+        """The transport reports the connection closed."""
+        self.conn.connection_lost(now)
+
+
+def publishes(packets):
+    return [p for p in packets if isinstance(p, Publish)]
+
+
+class ConnectSubscribePublishTests(SynchronousTestCase):
+    def setUp(self):
+        self.broker = make_broker()
+
+    def test_connect_subscribe_publish_qos1(self):
+        sub = Peer(self.broker, "sub")
+        self.assertEqual(sub.connect(), [Connack(False, 0)])
+        suback = sub.subscribe("a/+", 1)
+        self.assertEqual(len(suback), 1)
+        self.assertEqual(suback[0].reason_codes, (1,))
+        pub = Peer(self.broker, "pub")
+        pub.connect()
+        self.assertEqual(pub.publish("a/b", b"hi", 1), [Puback(1)])
+        (message,) = sub.received()
+        self.assertEqual((message.topic, message.payload, message.qos, message.retain),
+                         ("a/b", b"hi", 1, False))
+        self.assertIsNotNone(message.packet_id)
+        sub.send(Puback(message.packet_id))
+        self.assertEqual(len(self.broker.sessions["sub"].inflight), 0)
+
+    def test_qos2_inbound_flow_MQTT_4_3_3(self):
+        pub = Peer(self.broker, "pub")
+        pub.connect()
+        self.assertEqual(pub.publish("x", b"1", 2), [Pubrec(1)])
+        # A DUP re-send before PUBREL is acknowledged, not routed again.
+        sub = Peer(self.broker, "sub")
+        sub.connect()
+        sub.subscribe("x", 2)
+        pub.send(Publish("x", b"1", 2, False, True, 1))
+        self.assertEqual(pub.received(), [Pubrec(1)])
+        self.assertEqual(sub.received(), [])
+        pub.send(Pubrel(1))
+        (comp,) = pub.received()
+        self.assertEqual((comp.packet_id, comp.reason_code), (1, 0))
+
+    def test_v5_puback_no_matching_subscribers(self):
+        pub = Peer(self.broker, "pub", level=5)
+        pub.connect()
+        (ack,) = pub.publish("nobody", b"x", 1)
+        self.assertEqual((ack.packet_id, ack.reason_code), (1, 0x10))
+
+    def test_takeover_MQTT_3_1_4_3(self):
+        watcher = Peer(self.broker, "watcher")
+        watcher.connect()
+        watcher.subscribe("will")
+        old = Peer(self.broker, "twin", level=5, will=Will("will", b"old gone"))
+        old.connect()
+        new = Peer(self.broker, "twin", level=5)
+        (connack,) = new.connect(now=1.0)
+        self.assertEqual(connack.reason_code, 0)
+        (disconnect,) = old.received()
+        self.assertIsInstance(disconnect, Disconnect)
+        self.assertEqual(disconnect.reason_code, 0x8E)
+        self.assertTrue(old.sink.closed)
+        # The old connection ended without DISCONNECT: its will goes out.
+        (will,) = watcher.received()
+        self.assertEqual(will.payload, b"old gone")
+        # The late connectionLost of the old transport changes nothing.
+        old.lost(now=1.0)
+        self.assertIs(self.broker.connections["twin"], new.conn)
+        new.subscribe("t", 1)
+        packets = new.publish("t", b"still here", 1)
+        self.assertEqual([p.payload for p in publishes(packets)], [b"still here"])
+
+
+class TimerTests(SynchronousTestCase):
+    def setUp(self):
+        self.broker = make_broker("mqtt.retry_interval = 10s\n")
+
+    def test_will_delay_MQTT_3_1_3_9(self):
+        watcher = Peer(self.broker, "watcher")
+        watcher.connect()
+        watcher.subscribe("will")
+        dying = Peer(
+            self.broker, "dying", level=5, clean=False,
+            properties={"session_expiry_interval": 100},
+            will=Will("will", b"late", properties={"will_delay_interval": 5}),
+        )
+        dying.connect()
+        dying.lost(now=0.0)
+        self.broker.run_timers(5.0 - TICK)
+        self.assertEqual(watcher.received(), [])
+        self.broker.run_timers(5.0)
+        self.assertEqual([p.payload for p in watcher.received()], [b"late"])
+
+    def test_will_delay_cancelled_by_reconnect(self):
+        watcher = Peer(self.broker, "watcher")
+        watcher.connect()
+        watcher.subscribe("will")
+        props = {"session_expiry_interval": 100}
+        dying = Peer(self.broker, "dying", level=5, clean=False, properties=props,
+                     will=Will("will", b"late", properties={"will_delay_interval": 5}))
+        dying.connect()
+        dying.lost(now=0.0)
+        back = Peer(self.broker, "dying", level=5, clean=False, properties=props)
+        (connack,) = back.connect(now=1.0)
+        self.assertTrue(connack.session_present)
+        self.broker.run_timers(50.0)
+        self.assertEqual(watcher.received(), [])
+
+    def test_will_sent_when_session_expires_before_delay(self):
+        watcher = Peer(self.broker, "watcher")
+        watcher.connect()
+        watcher.subscribe("will")
+        dying = Peer(self.broker, "dying", level=5, clean=False,
+                     properties={"session_expiry_interval": 2},
+                     will=Will("will", b"w", properties={"will_delay_interval": 30}))
+        dying.connect()
+        dying.lost(now=0.0)
+        self.broker.run_timers(2.0 - TICK)
+        self.assertEqual(watcher.received(), [])
+        self.broker.run_timers(2.0)
+        self.assertEqual([p.payload for p in watcher.received()], [b"w"])
+
+    def test_will_on_clean_start_reconnect_keeps_its_expiry(self):
+        """A clean-start reconnect ends the session before the will delay,
+        so the will goes out at once [MQTT-3.1.3-9], stamped with the
+        reconnect time: its Message Expiry Interval is intact."""
+        keep = {"session_expiry_interval": 300}
+        watcher = Peer(self.broker, "watcher", level=5, clean=False, properties=keep)
+        watcher.connect()
+        watcher.subscribe("will", 1)
+        watcher.lost(now=0.0)
+        dying = Peer(self.broker, "dying", level=5, clean=False, properties=keep,
+                     will=Will("will", b"w", 1, properties={
+                         "will_delay_interval": 100, "message_expiry_interval": 10}))
+        dying.connect()
+        dying.lost(now=0.0)
+        self.broker.run_timers(1.0)
+        back = Peer(self.broker, "dying", level=5, clean=True)
+        (connack,) = back.connect(now=50.0)
+        self.assertFalse(connack.session_present)
+        # The will waits in the offline watcher's queue: 5 s of its 10 left.
+        again = Peer(self.broker, "watcher", level=5, clean=False, properties=keep)
+        (will,) = publishes(again.connect(now=55.0))
+        self.assertEqual(will.payload, b"w")
+        self.assertEqual(will.properties.get("message_expiry_interval"), 5)
+
+    def test_disconnect_session_expiry_zero_ends_session(self):
+        sub = Peer(self.broker, "sub", level=5, clean=False,
+                   properties={"session_expiry_interval": 10})
+        sub.connect()
+        sub.send(Disconnect(0, {"session_expiry_interval": 0}))
+        self.assertTrue(sub.sink.closed)
+        sub.lost()
+        self.assertNotIn("sub", self.broker.sessions)
+
+    def test_disconnect_raising_expiry_from_zero_MQTT_3_14_2_2(self):
+        sub = Peer(self.broker, "sub", level=5)
+        sub.connect()
+        with self.assertRaises(MqttError) as caught:
+            sub.send(Disconnect(0, {"session_expiry_interval": 10}))
+        self.assertEqual(caught.exception.reason_code, 0x82)
+
+    def test_session_expiry_MQTT_3_1_2_23(self):
+        sub = Peer(self.broker, "sub", level=5, clean=False,
+                   properties={"session_expiry_interval": 10})
+        sub.connect()
+        sub.subscribe("t", 1)
+        sub.lost(now=0.0)
+        self.broker.run_timers(10.0 - TICK)
+        self.assertIn("sub", self.broker.sessions)
+        self.broker.run_timers(10.0)
+        self.assertNotIn("sub", self.broker.sessions)
+        back = Peer(self.broker, "sub", level=5, clean=False)
+        (connack,) = back.connect(now=11.0)
+        self.assertFalse(connack.session_present)
+
+    def test_v311_persistent_session_never_expires(self):
+        sub = Peer(self.broker, "sub", level=4, clean=False)
+        sub.connect()
+        sub.subscribe("t", 1)
+        sub.lost(now=0.0)
+        self.broker.run_timers(10.0**9)
+        self.assertIn("sub", self.broker.sessions)
+
+    def _unacked(self, level):
+        sub = Peer(self.broker, "sub", level=level)
+        sub.connect()
+        sub.subscribe("t", 1)
+        pub = Peer(self.broker, "pub")
+        pub.connect()
+        pub.publish("t", b"m", 1)
+        (first,) = sub.received()
+        self.assertFalse(first.dup)
+        return sub, first
+
+    def test_v311_retry_unacked_qos1_after_retry_interval(self):
+        sub, first = self._unacked(4)
+        self.broker.run_timers(10.0 - TICK)
+        self.assertEqual(sub.received(), [])
+        self.broker.run_timers(10.0)
+        (again,) = sub.received()
+        self.assertTrue(again.dup)
+        self.assertEqual((again.packet_id, again.payload), (first.packet_id, b"m"))
+        # Acknowledged: no more retries.
+        sub.send(Puback(first.packet_id), now=11.0)
+        self.broker.run_timers(100.0)
+        self.assertEqual(sub.received(), [])
+
+    def test_v5_no_retry_while_connected_MQTT_4_4_0_1(self):
+        sub, _ = self._unacked(5)
+        self.broker.run_timers(1000.0)
+        self.assertEqual(sub.received(), [])
+
+    def test_v311_retry_rearmed_after_reconnect(self):
+        sub = Peer(self.broker, "sub", clean=False)
+        sub.connect()
+        sub.subscribe("t", 1)
+        pub = Peer(self.broker, "pub")
+        pub.connect()
+        pub.publish("t", b"m", 1)
+        sub.received()
+        sub.lost(now=1.0)
+        back = Peer(self.broker, "sub", clean=False)
+        packets = back.connect(now=2.0)
+        self.assertEqual([p.dup for p in publishes(packets)], [True])
+        self.broker.run_timers(12.0)
+        self.assertEqual([p.dup for p in publishes(back.received())], [True])
+
+
+class FlowControlTests(SynchronousTestCase):
+    def test_queue_bound_max_mqueue_len(self):
+        broker = make_broker("mqtt.max_mqueue_len = 3\n")
+        sub = Peer(broker, "sub", clean=False)
+        sub.connect()
+        sub.subscribe("q", 1)
+        sub.lost()
+        pub = Peer(broker, "pub")
+        pub.connect()
+        for i in range(5):
+            pub.publish("q", b"%d" % i, 1)
+        self.assertEqual(broker.stats.dropped_queue_full, 2)
+        back = Peer(broker, "sub", clean=False)
+        packets = back.connect(now=1.0)
+        self.assertEqual([p.payload for p in publishes(packets)], [b"0", b"1", b"2"])
+
+    def test_qos0_not_stored_for_offline_session(self):
+        broker = make_broker()
+        sub = Peer(broker, "sub", clean=False)
+        sub.connect()
+        sub.subscribe("q", 1)
+        sub.lost()
+        pub = Peer(broker, "pub")
+        pub.connect()
+        pub.publish("q", b"zero", 0)
+        back = Peer(broker, "sub", clean=False)
+        self.assertEqual(publishes(back.connect(now=1.0)), [])
+
+    def test_receive_maximum_window_MQTT_4_9_0_1(self):
+        broker = make_broker()
+        sub = Peer(broker, "sub", level=5, properties={"receive_maximum": 2})
+        sub.connect()
+        sub.subscribe("w", 1)
+        pub = Peer(broker, "pub")
+        pub.connect()
+        for i in range(4):
+            pub.publish("w", b"%d" % i, 1)
+        first = publishes(sub.received())
+        self.assertEqual([p.payload for p in first], [b"0", b"1"])
+        sub.send(Puback(first[0].packet_id))
+        (third,) = publishes(sub.received())
+        self.assertEqual(third.payload, b"2")
+        sub.send(Puback(first[1].packet_id))
+        sub.send(Puback(third.packet_id))
+        self.assertEqual([p.payload for p in publishes(sub.received())], [b"3"])
+
+    def test_congested_sink_drops_qos0_queues_qos1(self):
+        broker = make_broker()
+        sub = Peer(broker, "sub")
+        sub.connect()
+        sub.subscribe("c", 1)
+        pub = Peer(broker, "pub")
+        pub.connect()
+        sub.sink.congested = True
+        dropped = broker.stats.dropped
+        pub.publish("c", b"lost", 0)
+        pub.publish("c", b"kept", 1)
+        self.assertEqual(sub.received(), [])
+        self.assertEqual(broker.stats.dropped, dropped + 1)
+        sub.sink.congested = False
+        broker.sessions["sub"].pump(1.0)
+        self.assertEqual([p.payload for p in publishes(sub.received())], [b"kept"])
+
+    def test_maximum_packet_size_skips_oversize(self):
+        broker = make_broker()
+        sub = Peer(broker, "sub", level=5, properties={"maximum_packet_size": 50})
+        sub.connect()
+        sub.subscribe("m", 1)
+        pub = Peer(broker, "pub")
+        pub.connect()
+        pub.publish("m", b"x" * 100, 1)
+        pub.publish("m", b"small", 1)
+        self.assertEqual([p.payload for p in publishes(sub.received())], [b"small"])
+        self.assertEqual(broker.stats.dropped_oversize, 1)
+
+
+class SubscriptionChangeTests(SynchronousTestCase):
+    def test_resubscribe_replaces_options_MQTT_3_8_4_3(self):
+        broker = make_broker()
+        sub = Peer(broker, "sub", level=5)
+        sub.connect()
+        sub.subscribe("t", 0)
+        sub.subscribe("t", 2)
+        pub = Peer(broker, "pub")
+        pub.connect()
+        pub.publish("t", b"x", 2)
+        self.assertEqual([p.qos for p in publishes(sub.received())], [2])
+
+    def test_unsubscribe_shared_and_plain_MQTT_3_10_4_1(self):
+        broker = make_broker()
+        sub = Peer(broker, "sub", level=5)
+        sub.connect()
+        sub.subscribe("$share/g/u", 1)
+        sub.subscribe("t", 1)
+        sub.send(Unsubscribe(20, ("$share/g/u", "t", "never")))
+        (unsuback,) = sub.received()
+        self.assertEqual(unsuback.reason_codes, (0, 0, 0x11))
+        pub = Peer(broker, "pub")
+        pub.connect()
+        pub.publish("u", b"y", 1)
+        pub.publish("t", b"z", 1)
+        self.assertEqual(sub.received(), [])
