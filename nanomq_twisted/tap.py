@@ -35,9 +35,9 @@ class Options(usage.Options):
         "Run a NanoMQ-compatible MQTT broker configured by a NanoMQ HOCON "
         "file (default: $NANOMQ_CONF_PATH, else etc/nanomq.conf)."
     )
-    optParameters = [
+    optParameters = (
         ["conf", "c", None, "Path of the HOCON configuration file (nanomq.conf)."],
-    ]
+    )
 
     def postOptions(self):
         path = self["conf"] or os.environ.get("NANOMQ_CONF_PATH") or DEFAULT_CONF
@@ -64,6 +64,28 @@ def make_broker(config, reactor):
     return broker
 
 
+def build_listeners(config, broker, reactor, root):
+    """The ``listeners`` service: every MQTT listener of ``config`` (TCP,
+    TLS, WebSocket, QUIC) and the HTTP API, sharing one broker."""
+    listeners = MultiService()
+    listeners.setName("listeners")
+    for listener in config.listeners.tcp:
+        if not listener.enable:
+            continue
+        name = "tcp" if listener.name == "default" else "tcp." + listener.name
+        factory = MQTTServerFactory(broker, reactor, name)
+        endpoint = tcp_endpoint(reactor, listener.host, listener.port, listener.backlog)
+        ListenerService(name, endpoint, factory, "(MQTT over TCP)").setServiceParent(
+            listeners
+        )
+    add_secure_and_ws_listeners(listeners, config, broker, reactor)
+    if config.http_server is not None:
+        from .http.service import build_http_service
+
+        build_http_service(config, broker, reactor, root).setServiceParent(listeners)
+    return listeners
+
+
 def make_service(config, reactor, broker=None):
     """Compose the service tree for ``config`` on ``reactor``."""
     if broker is None:
@@ -80,25 +102,10 @@ def make_service(config, reactor, broker=None):
             auth_service
         )
 
-    listeners = MultiService()
-    listeners.setName("listeners")
-    listeners.setServiceParent(root)
-    for listener in config.listeners.tcp:
-        if not listener.enable:
-            continue
-        name = "tcp" if listener.name == "default" else "tcp." + listener.name
-        factory = MQTTServerFactory(broker, reactor, name)
-        endpoint = tcp_endpoint(reactor, listener.host, listener.port, listener.backlog)
-        ListenerService(name, endpoint, factory, "(MQTT over TCP)").setServiceParent(
-            listeners
-        )
-    add_secure_and_ws_listeners(listeners, config, broker, reactor)
+    #: Builds a fresh ``listeners`` service (REST ``/ctrl/restart``).
+    root.build_listeners = lambda cfg: build_listeners(cfg, broker, reactor, root)
+    build_listeners(config, broker, reactor, root).setServiceParent(root)
     build_bridges_service(config, broker, reactor, root)
-
-    if config.http_server is not None:
-        from .http.service import build_http_service
-
-        build_http_service(config, broker, reactor, root).setServiceParent(listeners)
 
     build_rules_service(config, broker, reactor, root)
 

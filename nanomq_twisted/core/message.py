@@ -50,16 +50,16 @@ class Message:
     """
 
     __slots__ = (
-        "topic",
+        "_variants",
+        "created",
+        "expiry_at",
         "payload",
+        "properties",
         "qos",
         "retain",
-        "properties",
-        "expiry_at",
         "sender",
+        "topic",
         "username",
-        "created",
-        "_variants",
     )
 
     def __init__(

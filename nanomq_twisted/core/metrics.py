@@ -14,20 +14,20 @@ class Stats:
     readers that sample them)."""
 
     __slots__ = (
-        "received",
-        "sent",
-        "dropped",
-        "dropped_no_subscriber",
-        "dropped_queue_full",
-        "dropped_oversize",
-        "dropped_expired",
+        "auth_failures",
         "bytes_received",
         "bytes_sent",
-        "packets_received",
         "connects",
         "disconnects",
-        "auth_failures",
+        "dropped",
+        "dropped_expired",
+        "dropped_no_subscriber",
+        "dropped_oversize",
+        "dropped_queue_full",
+        "packets_received",
+        "received",
         "retained_received",
+        "sent",
     )
 
     def __init__(self):

@@ -31,20 +31,11 @@ def client_online_payload(conn, return_code, now):
     connect = getattr(conn, "_connect", None)
     proto_name = connect.protocol_name if connect is not None else "MQTT"
     text = (
-        '{"status":"online", "username":%s, "ts":%d,"proto_name":%s,'
-        '"keepalive":%d,"return_code":"%x","proto_ver":%d,"client_id":%s,'
-        '"clean_start":%d, "IPv4":%s}'
-        % (
-            _s(conn.username),
-            int(now * 1000),
-            _s(proto_name),
-            conn.keepalive,
-            return_code,
-            conn.level,
-            _s(conn.client_id),
-            1 if conn.clean_start else 0,
-            _s(_ipv4(conn)),
-        )
+        f'{{"status":"online", "username":{_s(conn.username)}, '
+        f'"ts":{int(now * 1000)},"proto_name":{_s(proto_name)},'
+        f'"keepalive":{conn.keepalive},"return_code":"{return_code:x}",'
+        f'"proto_ver":{conn.level},"client_id":{_s(conn.client_id)},'
+        f'"clean_start":{1 if conn.clean_start else 0}, "IPv4":{_s(_ipv4(conn))}}}'
     )
     return text.encode("utf-8")
 
@@ -52,15 +43,9 @@ def client_online_payload(conn, return_code, now):
 def client_offline_payload(conn, reason_code, now):
     """The ``"status":"offline"`` notice sent when a connection closes."""
     text = (
-        '{"status":"offline", "username":%s,"ts":%d,"reason_code":"%x",'
-        '"client_id":%s,"IPv4":%s}'
-        % (
-            _s(conn.username),
-            int(now * 1000),
-            reason_code,
-            _s(conn.client_id),
-            _s(_ipv4(conn)),
-        )
+        f'{{"status":"offline", "username":{_s(conn.username)},'
+        f'"ts":{int(now * 1000)},"reason_code":"{reason_code:x}",'
+        f'"client_id":{_s(conn.client_id)},"IPv4":{_s(_ipv4(conn))}}}'
     )
     return text.encode("utf-8")
 
@@ -71,7 +56,7 @@ def statistics(broker, now):
     stats = broker.stats
     uptime = int(now - broker.started) if broker.started is not None else 0
     values = (
-        ("uptime", "%d seconds" % uptime),
+        ("uptime", f"{uptime} seconds"),
         ("clients/connected", broker.connection_count),
         ("clients/total", broker.session_count),
         ("clients/disconnected", broker.session_count - broker.connection_count),

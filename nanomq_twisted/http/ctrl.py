@@ -20,12 +20,10 @@ Any other action is 404 ``{"code":101}``, as NanoMQ.
 
 import os
 
-from twisted.application.service import MultiService
 from twisted.internet import defer
 from twisted.logger import Logger
 
 from ..config import ConfigError, load
-from ..transport.listeners import ListenerService, tcp_endpoint
 from .common import NOT_HOCON, RPC_ERROR, ApiError, ok
 from .configuration import set_password_table
 
@@ -69,30 +67,6 @@ def _apply_config(broker, config):
     )
 
 
-def build_listeners(config, broker, reactor, root):
-    """A new ``listeners`` service for ``config``, as ``tap.make_service``
-    builds it (MQTT over TCP, TLS, WebSocket, QUIC, and this HTTP API)."""
-    from ..transport.build import add_secure_and_ws_listeners
-    from ..transport.protocol import MQTTServerFactory
-    from .service import build_http_service
-
-    listeners = MultiService()
-    listeners.setName("listeners")
-    for listener in config.listeners.tcp:
-        if not listener.enable:
-            continue
-        name = "tcp" if listener.name == "default" else "tcp." + listener.name
-        factory = MQTTServerFactory(broker, reactor, name)
-        endpoint = tcp_endpoint(reactor, listener.host, listener.port, listener.backlog)
-        ListenerService(name, endpoint, factory, "(MQTT over TCP)").setServiceParent(
-            listeners
-        )
-    add_secure_and_ws_listeners(listeners, config, broker, reactor)
-    if config.http_server is not None:
-        build_http_service(config, broker, reactor, root).setServiceParent(listeners)
-    return listeners
-
-
 @defer.inlineCallbacks
 def restart(api, config):
     """Swap the root service's ``listeners`` for ones built from ``config``."""
@@ -100,7 +74,7 @@ def restart(api, config):
     if root is None:
         _log.warn("restart requested but the API has no service tree")
         return
-    listeners = build_listeners(config, api.broker, api.reactor, root)
+    listeners = root.build_listeners(config)
     old = root.getServiceNamed("listeners")
     yield defer.maybeDeferred(old.disownServiceParent)
     _apply_config(api.broker, config)

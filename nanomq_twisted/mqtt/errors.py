@@ -17,9 +17,10 @@ class MqttError(Exception):
     """
 
     def __init__(self, reason_code, message=""):
-        super().__init__(message or "MQTT error 0x%02x" % (reason_code,))
+        message = message or f"MQTT error 0x{reason_code:02x}"
+        super().__init__(message)
         self.reason_code = reason_code
-        self.message = message or "MQTT error 0x%02x" % (reason_code,)
+        self.message = message
 
 
 class MalformedPacket(MqttError):

@@ -21,7 +21,6 @@ immutable all the same and use ``dataclasses.replace`` to derive variants.
 """
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 # Packet type numbers, [MQTT-2.1.2] table 2.1.
 CONNECT = 1
@@ -75,9 +74,9 @@ class Connect:
     protocol_name: str = "MQTT"
     clean_start: bool = True
     keepalive: int = 0
-    username: Optional[str] = None
-    password: Optional[bytes] = None
-    will: Optional[Will] = None
+    username: str | None = None
+    password: bytes | None = None
+    will: Will | None = None
     properties: dict = field(default_factory=_props)
     bridge: bool = False
     type = CONNECT
@@ -108,9 +107,9 @@ class Publish:
     qos: int = 0
     retain: bool = False
     dup: bool = False
-    packet_id: Optional[int] = None
+    packet_id: int | None = None
     properties: dict = field(default_factory=_props)
-    raw: Optional[bytes] = field(default=None, compare=False, repr=False)
+    raw: bytes | None = field(default=None, compare=False, repr=False)
     type = PUBLISH
 
 

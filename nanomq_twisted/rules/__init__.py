@@ -1,0 +1,1 @@
+"""NanoMQ rule engine: SQL (pure), rule table (pure), actions and service (Twisted)."""

@@ -498,7 +498,9 @@ class _Parser:
             source = tuple(parts[1:])
             self.paths.append(Column(alias or text, alias or text, source))
         else:
-            self.error("unknown field {!r} (expected one of {} or payload.<key>)".format(text, ", ".join(PLAIN_FIELDS)), start)
+            known = ", ".join(PLAIN_FIELDS)
+            self.error(f"unknown field {text!r} (expected one of {known} or payload.<key>)",
+                       start)
         if alias is not None:
             self.aliases[alias] = source
 
@@ -570,7 +572,8 @@ class _Parser:
             return self.aliases[text]
         if len(parts) > 1 and parts[0] == "payload":
             return tuple(parts[1:])
-        self.error(f"unknown field {text!r} in WHERE (not a field, an alias or payload.<key>)", pos)
+        self.error(f"unknown field {text!r} in WHERE "
+                   "(not a field, an alias or payload.<key>)", pos)
 
 
 def _describe(token):

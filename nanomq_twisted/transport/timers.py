@@ -50,7 +50,7 @@ class CoreTimerService(Service):
         self._call = None
         try:
             self.broker.run_timers(self.clock.seconds())
-        except Exception:
+        except Exception:  # noqa: BLE001 -- logged; the timer must keep running
             self._log.failure("Error in a broker timer")
         self._rearm()
 

@@ -30,8 +30,10 @@ rules.repub {
 }
 """
 
-RULE1 = '{"name":"sqlite","rawsql":"SELECT topic, payload FROM \\"rule/sqlite/#\\"","id":1,"enabled":true}'
-RULE2 = '{"name":"repub","rawsql":"SELECT topic, payload FROM \\"rule/repub/#\\"","id":2,"enabled":true}'
+RULE1 = ('{"name":"sqlite","rawsql":"SELECT topic, payload FROM \\"rule/sqlite/#\\"",'
+         '"id":1,"enabled":true}')
+RULE2 = ('{"name":"repub","rawsql":"SELECT topic, payload FROM \\"rule/repub/#\\"",'
+         '"id":2,"enabled":true}')
 
 
 class RulesRestTests(SynchronousTestCase):
@@ -74,7 +76,8 @@ class RulesRestTests(SynchronousTestCase):
                          (200, created4))
         self.assertEqual(self.call("POST", "", '{"rawsql": "SELECT'), (400, '{"code":109}'))
         self.assertEqual(self.call("POST", "", "[]"), (400, '{"code":109}'))
-        self.assertEqual(self.call("PUT", "/rule:3", {"rawsql": 'SELECT payload FROM "rule/rest2/#"'}),
+        new_sql = {"rawsql": 'SELECT payload FROM "rule/rest2/#"'}
+        self.assertEqual(self.call("PUT", "/rule:3", new_sql),
                          (200, ('{"data":{"rawsql":"SELECT payload FROM \\"rule/rest2/#\\"",'
                                 '"id":3,"enabled":true},"actions":[],"code":0}')))
         self.assertEqual(self.call("PUT", "/rule:3", {"enabled": False}),

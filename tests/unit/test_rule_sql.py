@@ -229,3 +229,19 @@ class EngineTests(SynchronousTestCase):
         self.assertEqual(rule.summary(),
                          {"name": "sqlite", "rawsql": 'SELECT * FROM "x"', "id": 4,
                           "enabled": False})
+
+
+class PurityTests(SynchronousTestCase):
+    def test_parser_and_engine_import_no_twisted(self):
+        import subprocess
+        import sys
+
+        probe = (
+            "import sys, nanomq_twisted.rules.sql, nanomq_twisted.rules.engine\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('twisted', 'klein', 'pymysql')))"
+        )
+        result = subprocess.run([sys.executable, "-c", probe], capture_output=True,
+                                text=True, timeout=60, check=False)
+        self.assertEqual((result.returncode, result.stdout.strip()), (0, "[]"),
+                         result.stderr)
