@@ -41,7 +41,7 @@ from ..mqtt.packets import (
 )
 from ..mqtt.topics import validate_topic_filter
 from .auth import PENDING, ConnectRequest
-from .message import Message, forwarded_properties
+from .message import Message, forwarded_properties, with_packet_id
 
 NEW, AUTHENTICATING, CONNECTED, CLOSED = range(4)
 
@@ -72,6 +72,7 @@ class ClientConnection:
         self.topic_alias_max = 0
         self.request_problem_information = True
         self.aliases_in = {}
+        self.aliases_out = {}  # topic -> alias we assigned towards the client
         self.connected_at = None
         self.disconnect_reason = None
         self.graceful = False
@@ -88,6 +89,32 @@ class ClientConnection:
         data = encode(packet, self.level)
         self.sink.write(data)
         self.broker.stats.bytes_sent += len(data)
+
+    def aliased_publish(self, message, qos, retain, sub_ids, packet_id, now):
+        """The PUBLISH for this 5.0 client using a broker-assigned Topic
+        Alias, up to the Topic Alias Maximum it announced [MQTT-3.2.2-17].
+
+        The first message on a topic carries topic and alias; later ones
+        only the alias.  Aliases are assigned first come, first served and
+        never remapped.  Returns None when the packet would exceed the
+        client's Maximum Packet Size; an alias is only recorded once a packet
+        establishing it is actually sent.
+        """
+        topic = message.topic
+        alias = self.aliases_out.get(topic)
+        if alias is not None:
+            data = message.wire_with_alias("", alias, qos, retain, sub_ids, packet_id, now)
+        elif len(self.aliases_out) < self.topic_alias_max:
+            alias = len(self.aliases_out) + 1
+            data = message.wire_with_alias(topic, alias, qos, retain, sub_ids, packet_id, now)
+            if len(data) <= self.max_outgoing:
+                self.aliases_out[topic] = alias
+        elif qos:
+            template = message.wire_template(True, qos, retain, sub_ids, now)
+            data = with_packet_id(template, packet_id)
+        else:
+            data = message.wire_qos0(True, retain, sub_ids, now)
+        return data if len(data) <= self.max_outgoing else None
 
     @property
     def keepalive_timeout(self):
@@ -195,7 +222,9 @@ class ClientConnection:
         props = connect.properties
         self.keepalive = connect.keepalive
         self.clean_start = connect.clean_start
-        self.username = connect.username
+        # A TLS listener's use_identity_as_username: the certificate's CN.
+        identity = getattr(self.sink, "tls_identity", None)
+        self.username = identity if identity is not None else connect.username
         client_id = connect.client_id
         assigned = False
         if not client_id:
@@ -236,7 +265,7 @@ class ClientConnection:
         self.state = AUTHENTICATING
         request = ConnectRequest(
             client_id,
-            connect.username,
+            self.username,
             connect.password,
             self.peer,
             self.level,

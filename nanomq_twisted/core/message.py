@@ -127,6 +127,16 @@ class Message:
             self._variants[key] = data
         return data
 
+    def wire_with_alias(self, topic, alias, qos, retain, sub_ids, packet_id, now):
+        """A 5.0 PUBLISH carrying ``topic_alias`` (``topic`` is "" once the
+        alias is established [MQTT-3.3.2-12]); per connection, so uncached."""
+        props, _ = self._properties_for(sub_ids, now)
+        props = dict(props) if props else {}
+        props["topic_alias"] = alias
+        return encode_publish(
+            topic, self.payload, qos, retain, False, packet_id, props, 5
+        )
+
     def wire_template(self, v5, qos, retain, sub_ids, now):
         """``(bytes, offset)`` of a QoS 1/2 PUBLISH whose packet id sits at
         ``bytes[offset:offset + 2]``; see ``with_packet_id``."""

@@ -118,14 +118,7 @@ class Session:
             if conn is None or conn.sink.congested:
                 stats.dropped += 1
                 return
-            data = message.wire_qos0(conn.v5, retain, sub_ids, now)
-            if len(data) > conn.max_outgoing:
-                # [MQTT-3.1.2-24]: never send more than the client accepts.
-                stats.dropped_oversize += 1
-                return
-            conn.sink.write(data)
-            stats.sent += 1
-            stats.bytes_sent += len(data)
+            self._write_qos0(conn, message, retain, sub_ids, now)
             return
         if (
             conn is None
@@ -137,6 +130,21 @@ class Session:
             return
         self._send_new(conn, message, qos, retain, sub_ids, now)
 
+    def _write_qos0(self, conn, message, retain, sub_ids, now):
+        if conn.topic_alias_max:
+            data = conn.aliased_publish(message, 0, retain, sub_ids, None, now)
+        else:
+            data = message.wire_qos0(conn.v5, retain, sub_ids, now)
+            if len(data) > conn.max_outgoing:
+                data = None
+        if data is None:
+            # [MQTT-3.1.2-24]: never send more than the client accepts.
+            self.stats.dropped_oversize += 1
+            return
+        conn.sink.write(data)
+        self.stats.sent += 1
+        self.stats.bytes_sent += len(data)
+
     def _enqueue(self, message, qos, retain, sub_ids):
         if len(self.queue) >= self.max_queue:
             self.stats.dropped_queue_full += 1
@@ -145,18 +153,28 @@ class Session:
         self.queue.append((message, qos, retain, sub_ids))
 
     def _send_new(self, conn, message, qos, retain, sub_ids, now):
-        template = message.wire_template(conn.v5, qos, retain, sub_ids, now)
-        if len(template[0]) > conn.max_outgoing:
-            self.stats.dropped_oversize += 1
-            return False
-        pid = self.allocate_packet_id()
-        if pid is None:
-            self._enqueue(message, qos, retain, sub_ids)
-            return False
+        if conn.topic_alias_max:
+            pid = self.allocate_packet_id()
+            if pid is None:
+                self._enqueue(message, qos, retain, sub_ids)
+                return False
+            data = conn.aliased_publish(message, qos, retain, sub_ids, pid, now)
+            if data is None:
+                self.stats.dropped_oversize += 1
+                return False
+        else:
+            template = message.wire_template(conn.v5, qos, retain, sub_ids, now)
+            if len(template[0]) > conn.max_outgoing:
+                self.stats.dropped_oversize += 1
+                return False
+            pid = self.allocate_packet_id()
+            if pid is None:
+                self._enqueue(message, qos, retain, sub_ids)
+                return False
+            data = with_packet_id(template, pid)
         self.inflight[pid] = Inflight(message, qos, retain, sub_ids, now)
         if not conn.v5 and self.retry_timer is None and self.owner is not None:
             self.owner.ensure_retry(self, now)
-        data = with_packet_id(template, pid)
         conn.sink.write(data)
         self.stats.sent += 1
         self.stats.bytes_sent += len(data)
@@ -177,11 +195,7 @@ class Session:
                 continue
             if qos == 0:
                 queue.popleft()
-                data = message.wire_qos0(conn.v5, retain, sub_ids, now)
-                if len(data) <= conn.max_outgoing:
-                    conn.sink.write(data)
-                    stats.sent += 1
-                    stats.bytes_sent += len(data)
+                self._write_qos0(conn, message, retain, sub_ids, now)
                 continue
             if len(self.inflight) >= conn.receive_maximum:
                 return

@@ -29,6 +29,8 @@ from nanomq_twisted.mqtt.packets import (
     Will,
 )
 
+from .. import packets as P
+
 TICK = 0.25
 
 
@@ -430,3 +432,67 @@ class SubscriptionChangeTests(SynchronousTestCase):
         pub.publish("u", b"y", 1)
         pub.publish("t", b"z", 1)
         self.assertEqual(sub.received(), [])
+
+
+class OutboundTopicAliasTests(SynchronousTestCase):
+    """Broker → client Topic Aliases up to the client's Topic Alias Maximum
+    [MQTT-3.2.2-17]: the first PUBLISH on a topic carries topic and alias,
+    later ones only the alias; no more aliases than the client allows
+    [MQTT-3.3.2-11]."""
+
+    def setUp(self):
+        self.broker = make_broker()
+        self.sub = Peer(self.broker, "sub", level=5, properties={"topic_alias_maximum": 1})
+        self.sub.connect()
+        self.sub.subscribe("t/#", 1)
+        self.pub = Peer(self.broker, "pub")
+        self.pub.connect()
+
+    def raw(self):
+        data = bytes(self.sub.sink.data)
+        del self.sub.sink.data[:]
+        return data
+
+    def test_alias_established_then_used(self):
+        self.pub.publish("t/long/topic/name", b"one")
+        self.assertEqual(
+            self.raw(),
+            P.publish("t/long/topic/name", b"one", level=5, properties=P.props(P.p_u16(35, 1))),
+        )
+        self.pub.publish("t/long/topic/name", b"two", qos=1)
+        self.assertEqual(
+            self.raw(),
+            P.publish("", b"two", qos=1, mid=1, level=5, properties=P.props(P.p_u16(35, 1))),
+        )
+
+    def test_no_alias_beyond_maximum(self):
+        self.pub.publish("t/a", b"x")
+        self.raw()
+        self.pub.publish("t/b", b"y")
+        self.assertEqual(self.raw(), P.publish("t/b", b"y", level=5))
+
+    def test_client_without_alias_maximum_gets_plain_topics(self):
+        other = Peer(self.broker, "plain", level=5)
+        other.connect()
+        other.subscribe("t/#")
+        self.pub.publish("t/a", b"x")
+        self.assertEqual(bytes(other.sink.data), P.publish("t/a", b"x", level=5))
+
+    def test_alias_not_recorded_when_packet_is_too_large(self):
+        small = Peer(
+            self.broker,
+            "small",
+            level=5,
+            properties={"topic_alias_maximum": 5, "maximum_packet_size": 40},
+        )
+        small.connect()
+        small.subscribe("t/#")
+        del small.sink.data[:]
+        self.pub.publish("t/big", b"z" * 64)
+        self.assertEqual(bytes(small.sink.data), b"")
+        self.pub.publish("t/big", b"ok")
+        # The alias is established by this packet, not assumed from the drop.
+        self.assertEqual(
+            bytes(small.sink.data),
+            P.publish("t/big", b"ok", level=5, properties=P.props(P.p_u16(35, 1))),
+        )
