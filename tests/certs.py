@@ -121,12 +121,13 @@ def key_pem(key, password=None):
     )
 
 
-def make_certs(directory):
-    """Write the test PKI into ``directory`` (created if needed)."""
+def make_certs(directory, client_cn=CLIENT_CN):
+    """Write the test PKI into ``directory`` (created if needed); the client
+    certificate's subject CN is ``client_cn``."""
     os.makedirs(directory, exist_ok=True)
     ca = make_ca("nanomq-twisted TEST CA")
     server_cert, server_key = make_leaf(ca, "localhost", server=True)
-    client_cert, client_key = make_leaf(ca, CLIENT_CN, server=False)
+    client_cert, client_key = make_leaf(ca, client_cn, server=False)
     other_ca_cert, _ = make_ca("unrelated TEST CA")
     files = {
         "ca.pem": cert_pem(ca[0]),

@@ -284,6 +284,14 @@ def _sql(node: Node) -> str:
     sql = node.string("sql")
     if not sql:
         raise node.error("sql", 'required (e.g. "SELECT * FROM \\"t/#\\"")')
+    # Parse now, so bad rule SQL stops start-up with the key and position
+    # instead of surfacing when the rule service starts.
+    from ..rules.sql import RuleSyntaxError, parse
+
+    try:
+        parse(sql)
+    except RuleSyntaxError as error:
+        raise node.error("sql", f"invalid rule SQL at offset {error.offset}: {error}")
     return sql
 
 

@@ -54,7 +54,8 @@ def loads(text: str, path: str = "<string>",
           env: Mapping[str, str] | None = None) -> BrokerConfig:
     """Parse ``text`` as if read from ``path`` (includes resolve next to it)."""
     env = os.environ if env is None else env
-    is_file = path != "<string>"
+    # Pseudo-names such as "<string>" or "<test>" label text that has no file.
+    is_file = not (path.startswith("<") and path.endswith(">"))
     basedir = os.path.dirname(os.path.abspath(path)) if is_file else os.getcwd()
     file_tree = parse_text(text, path, basedir)
 

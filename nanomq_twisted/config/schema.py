@@ -93,6 +93,9 @@ class SslListener:
     verify_peer: bool = False
     fail_if_no_peer_cert: bool = False
     backlog: int = 1024
+    #: Our extension (Mosquitto's option): a verified client certificate's
+    #: subject CN replaces the CONNECT user name.
+    use_identity_as_username: bool = False
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,7 @@ class WsListener:
     key_password: str | None = None
     verify_peer: bool = False
     fail_if_no_peer_cert: bool = False
+    use_identity_as_username: bool = False
 
 
 @dataclass(frozen=True)

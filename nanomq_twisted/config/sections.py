@@ -125,7 +125,8 @@ def build_mqtt(node: Node | None) -> MqttConfig:
 
 _TCP_KEYS = ("bind", "enable", "backlog")
 _SSL_KEYS = ("bind", "enable", "backlog", "keyfile", "certfile", "cacertfile",
-             "key_password", "verify_peer", "fail_if_no_peer_cert")
+             "key_password", "verify_peer", "fail_if_no_peer_cert",
+             "use_identity_as_username")
 
 
 def _named_children(node: Node, main_keys) -> list[str]:
@@ -152,6 +153,7 @@ def _ssl(node: Node, name: str) -> SslListener:
         verify_peer=node.boolean("verify_peer", False),
         fail_if_no_peer_cert=node.boolean("fail_if_no_peer_cert", False),
         backlog=node.integer("backlog", 1024, minimum=1),
+        use_identity_as_username=node.boolean("use_identity_as_username", False),
     )
     if lsn.enable:
         for key in ("certfile", "keyfile"):
@@ -222,6 +224,7 @@ def build_listeners(node: Node | None, tcp_from_file: bool = True) -> ListenersC
             *wss_bind, keyfile=main_ssl.keyfile, certfile=main_ssl.certfile,
             cacertfile=main_ssl.cacertfile, key_password=main_ssl.key_password,
             verify_peer=main_ssl.verify_peer, fail_if_no_peer_cert=main_ssl.fail_if_no_peer_cert,
+            use_identity_as_username=main_ssl.use_identity_as_username,
         )
 
     quic = None

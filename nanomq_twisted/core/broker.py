@@ -19,7 +19,8 @@ from .auth import AllowAll, PasswordAuthenticator
 from .message import Message
 from .metrics import Stats
 from .retain import RetainStore
-from .session import Session, Subscription
+from .session import Inflight, Session, Subscription
+from .store import NullStore
 from .subscriptions import SubscriptionTrie
 from .sys_topics import client_offline_payload, client_online_payload
 from .timers import TimerQueue
@@ -67,6 +68,8 @@ class Broker:
         self.observers = []
         #: Called with every routed message (rule engine, bridges).
         self.message_taps = []
+        #: Where durable state is reported (core/store.py).
+        self.store = NullStore()
 
     def now(self):
         return self._clock() if self._clock is not None else self._last_now
@@ -122,6 +125,8 @@ class Broker:
         session.username = conn.username
         session.conn = conn
         conn.session = session
+        if self.store.enabled or session.durable:
+            self._sync_durable(session)
         self.connections[client_id] = conn
         self.stats.connects += 1
         return session_present
@@ -164,7 +169,11 @@ class Broker:
         self._emit_status_offline(conn, reason, now)
         if ends:
             self._end_session(session, now)
-        elif session.expiry_interval != NEVER_EXPIRES:
+            return
+        if session.durable:
+            # The expiry may have changed on DISCONNECT; it counts from now.
+            self.store.session_saved(session, now)
+        if session.expiry_interval != NEVER_EXPIRES:
             session.expiry_timer = self.timers.call_at(
                 now + session.expiry_interval, self._expire_session, session
             )
@@ -198,8 +207,13 @@ class Broker:
             self.subscriptions.remove(session.client_id, topic_filter)
         session.subscriptions.clear()
         session.clear_messages()
+        if session.durable:
+            session.durable = False
+            self.store.session_deleted(session.client_id)
         if self.sessions.get(session.client_id) is session:
             del self.sessions[session.client_id]
+            if self.observers:
+                self.notify("session_terminated", session=session, now=now)
 
     def _publish_will(self, will, client_id, username, now):
         if not self.acl.check(_WillClient(client_id, username), "publish", will.topic):
@@ -272,6 +286,10 @@ class Broker:
         )
         existed = self.subscriptions.add(session.client_id, topic_filter, sub)
         session.subscriptions[topic_filter] = sub
+        if session.durable:
+            self.store.subscription_added(session.client_id, sub)
+        if self.observers:
+            self.notify("session_subscribed", session=session, subscription=sub, now=now)
         if share_group is not None:
             return  # no retained messages for shared subscriptions [MQTT-4.8.2-?]
         handling = option.retain_handling
@@ -285,6 +303,12 @@ class Broker:
         if session.subscriptions.pop(topic_filter, None) is None:
             return False
         self.subscriptions.remove(session.client_id, topic_filter)
+        if session.durable:
+            self.store.subscription_removed(session.client_id, topic_filter)
+        if self.observers:
+            self.notify(
+                "session_unsubscribed", session=session, topic_filter=topic_filter
+            )
         return True
 
     # -- routing -------------------------------------------------------------
@@ -297,17 +321,17 @@ class Broker:
         if message.retain:
             stats.retained_received += 1
             if message.payload:
-                self.retained.set(
-                    topic,
-                    message,
-                    now,
+                interval = (
                     message.properties.get("message_expiry_interval")
                     if message.properties
-                    else None,
+                    else None
                 )
+                self.retained.set(topic, message, now, interval)
+                self.store.retained_set(topic, message, now, interval)
             else:
                 # [MQTT-3.3.1-6/7]: an empty retained message clears the topic.
-                self.retained.delete(topic)
+                if self.retained.delete(topic):
+                    self.store.retained_deleted(topic)
         for tap in self.message_taps:
             tap(message, now)
         match = self.subscriptions.match(topic)
@@ -384,7 +408,96 @@ class Broker:
         """Publish a broker-made message ($SYS notices, REST, rules)."""
         return self.publish(Message(topic, payload, qos, retain, properties, now), now)
 
+    # -- persistence -------------------------------------------------------
+
+    def set_store(self, store):
+        """Report durable state to ``store`` from now on (core/store.py)."""
+        self.store = store
+
+    def _sync_durable(self, session):
+        """A connection attached to ``session``: make the store agree with
+        its (possibly new) Session Expiry Interval."""
+        store = self.store
+        durable = store.enabled and session.expiry_interval != 0
+        if durable and session.durable:
+            store.session_saved(session, None)
+        elif durable:
+            # Newly durable: write everything it already holds.
+            session.durable = True
+            session.store = store
+            store.session_saved(session, None)
+            for sub in session.subscriptions.values():
+                store.subscription_added(session.client_id, sub)
+            entries = [
+                (e.message, e.qos, e.retain, e.sub_ids, pid, e)
+                for pid, e in session.inflight.items()
+            ]
+            entries += [(m, q, r, i, None, None) for m, q, r, i, _ in session.queue]
+            queue = session.queue
+            queue.clear()
+            for message, qos, retain, sub_ids, pid, entry in entries:
+                seq = session._new_seq(message, qos, retain, sub_ids)
+                if entry is None:
+                    queue.append((message, qos, retain, sub_ids, seq))
+                else:
+                    entry.seq = seq
+                    store.message_sent(session.client_id, seq, pid)
+                    if entry.awaiting_pubcomp:
+                        store.message_released(session.client_id, seq)
+        elif session.durable:
+            session.durable = False
+            store.session_deleted(session.client_id)
+
+    def restore_session(self, client_id, expiry_interval, username, disconnected_at,
+                        subscriptions, messages, now):
+        """Rebuild a durable session read back from the store.
+
+        ``subscriptions`` are ``Subscription``s; ``messages`` are
+        ``(seq, message, qos, retain, sub_ids, packet_id, released)`` in
+        ``seq`` order, ``packet_id`` None for queued ones.  The session is
+        offline; its expiry counts from ``disconnected_at`` (or ``now`` if
+        the broker stopped while it was online).
+        """
+        session = Session(client_id, self.stats, self.config.max_mqueue_len)
+        session.owner = self
+        session.created = now
+        session.expiry_interval = expiry_interval
+        session.username = username
+        session.durable = True
+        session.store = self.store
+        self.sessions[client_id] = session
+        for sub in subscriptions:
+            self.subscriptions.add(client_id, sub.topic_filter, sub)
+            session.subscriptions[sub.topic_filter] = sub
+        top_pid = 0
+        for seq, message, qos, retain, sub_ids, pid, released in messages:
+            session.seq = max(session.seq, seq)
+            if pid is None:
+                session.queue.append((message, qos, retain, sub_ids, seq))
+                continue
+            entry = Inflight(message, qos, retain, sub_ids, 0.0, seq)
+            entry.awaiting_pubcomp = released
+            session.inflight[pid] = entry
+            top_pid = max(top_pid, pid)
+        session._next_pid = top_pid % 65535 + 1
+        if expiry_interval != NEVER_EXPIRES:
+            since = now if disconnected_at is None else min(disconnected_at, now)
+            session.expiry_timer = self.timers.call_at(
+                since + expiry_interval, self._expire_session, session
+            )
+        return session
+
+    def restore_retained(self, topic, message, stored_at, expiry_interval):
+        """Put back a retained message read from the store."""
+        self.retained.set(topic, message, stored_at, expiry_interval)
+
     # -- events ---------------------------------------------------------------
+
+    def notify(self, event, **fields):
+        """Tell every observer about ``event`` (callers check
+        ``self.observers`` first so that no observer costs nothing)."""
+        for observer in self.observers:
+            observer(event, **fields)
 
     def on_connected(self, conn, now):
         self._emit_status_online(conn, 0, now)

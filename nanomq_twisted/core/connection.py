@@ -79,6 +79,8 @@ class ClientConnection:
         self._pending = []
         #: Packets waiting, in order, for an asynchronous ACL answer.
         self._held = None
+        #: PUBACK/PUBREC waiting for the store (``sqlite.sync_ack``).
+        self._held_acks = None
 
     # -- helpers -----------------------------------------------------------
 
@@ -263,6 +265,8 @@ class ClientConnection:
         self._assigned = assigned
         self._connect = connect
         self.state = AUTHENTICATING
+        if self.broker.observers:
+            self.broker.notify("client_connect", conn=self, now=now)
         request = ConnectRequest(
             client_id,
             self.username,
@@ -350,7 +354,10 @@ class ClientConnection:
             awaiting = self.session.awaiting_rel
             if packet.packet_id in awaiting:
                 # A DUP re-send of a message already routed [MQTT-4.3.3-10].
-                self.send(Pubrec(packet.packet_id))
+                if self._held_acks is not None:
+                    self._hold_ack(Pubrec(packet.packet_id), False)
+                else:
+                    self.send(Pubrec(packet.packet_id))
                 return
         message = Message(
             topic,
@@ -371,14 +378,48 @@ class ClientConnection:
                 message.seed_wire_form(False, packet.retain, raw)
             elif not props:
                 message.seed_wire_form(True, packet.retain, raw)
+        store = broker.store
+        changes = store.changes
         matched = broker.publish(message, now, self)
         if qos == 1:
             code = rc.SUCCESS if matched or not self.v5 else rc.NO_MATCHING_SUBSCRIBERS
-            self.send(Puback(packet.packet_id, code))
+            ack = Puback(packet.packet_id, code)
         elif qos == 2:
             self.session.awaiting_rel[packet.packet_id] = now
             code = rc.SUCCESS if matched or not self.v5 else rc.NO_MATCHING_SUBSCRIBERS
-            self.send(Pubrec(packet.packet_id, code))
+            ack = Pubrec(packet.packet_id, code)
+        else:
+            return
+        durable = store.sync_ack and store.changes != changes
+        if durable or self._held_acks is not None:
+            self._hold_ack(ack, durable)
+        else:
+            self.send(ack)
+
+    def _hold_ack(self, ack, durable):
+        """``sqlite.sync_ack``: this PUBACK/PUBREC waits until what the
+        publish stored has committed; acks behind it wait too, so they keep
+        the order of the PUBLISHes [MQTT-4.6.0-2]."""
+        entry = [ack, not durable]
+        if self._held_acks is None:
+            self._held_acks = []
+        self._held_acks.append(entry)
+        if durable:
+
+            def committed():
+                entry[1] = True
+                self._release_acks()
+
+            self.broker.store.after_commit(committed)
+
+    def _release_acks(self):
+        held = self._held_acks
+        while held and held[0][1]:
+            ack = held.pop(0)[0]
+            if self.state == CONNECTED:
+                self.send(ack)
+        if not held:
+            self._held_acks = None
 
     def _publish_denied(self, packet, now):
         """ACL said no: 0x87 in the ack for 5.0, silence for 3.1.1, or a
@@ -417,6 +458,8 @@ class ClientConnection:
         sub_id = packet.properties.get("subscription_identifier") if self.v5 else None
         if sub_id == 0:
             raise ProtocolError("Subscription Identifier 0 [MQTT-3.8.2.1.2]")
+        if self.broker.observers:
+            self.broker.notify("client_subscribe", conn=self, packet=packet, now=now)
         failure = rc.UNSPECIFIED_ERROR
         denied = False
         codes = []
@@ -450,6 +493,8 @@ class ClientConnection:
             raise MqttError(rc.NOT_AUTHORIZED, "subscribe denied")
 
     def _on_unsubscribe(self, packet, now):
+        if self.broker.observers:
+            self.broker.notify("client_unsubscribe", conn=self, packet=packet, now=now)
         codes = []
         for topic_filter in packet.topic_filters:
             existed = self.broker.unsubscribe(self.session, topic_filter)

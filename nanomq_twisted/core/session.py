@@ -63,15 +63,19 @@ class Subscription:
 class Inflight:
     """One outbound QoS 1/2 message awaiting its acknowledgement."""
 
-    __slots__ = ("message", "qos", "retain", "sub_ids", "awaiting_pubcomp", "sent_at")
+    __slots__ = (
+        "message", "qos", "retain", "sub_ids", "awaiting_pubcomp", "sent_at", "seq"
+    )
 
-    def __init__(self, message, qos, retain, sub_ids, sent_at):
+    def __init__(self, message, qos, retain, sub_ids, sent_at, seq=None):
         self.message = message
         self.qos = qos
         self.retain = retain
         self.sub_ids = sub_ids
         self.awaiting_pubcomp = False
         self.sent_at = sent_at
+        #: The store's sequence number while the session is durable.
+        self.seq = seq
 
 
 class Session:
@@ -83,7 +87,7 @@ class Session:
         self.max_queue = max_queue
         self.subscriptions = {}  # topic filter as given -> Subscription
         self.inflight = OrderedDict()  # packet id -> Inflight
-        self.queue = deque()  # (message, qos, retain, sub_ids)
+        self.queue = deque()  # (message, qos, retain, sub_ids, seq)
         self.awaiting_rel = {}  # inbound QoS 2 packet ids -> received at
         self.conn = None
         self.expiry_interval = 0
@@ -94,6 +98,10 @@ class Session:
         self.created = 0.0
         self.owner = None  # the Broker, for timers
         self._next_pid = 1
+        #: Persisted through ``store`` (core/store.py); set by the broker.
+        self.durable = False
+        self.store = None
+        self.seq = 0
 
     # -- packet identifiers ---------------------------------------------
 
@@ -144,40 +152,66 @@ class Session:
         conn.sink.write(data)
         self.stats.sent += 1
         self.stats.bytes_sent += len(data)
+        owner = self.owner
+        if owner is not None and owner.observers:
+            owner.notify("message_delivered", session=self, message=message)
 
-    def _enqueue(self, message, qos, retain, sub_ids):
+    def _new_seq(self, message, qos, retain, sub_ids):
+        """Number a message entering a durable session and report it."""
+        self.seq = seq = self.seq + 1
+        self.store.message_queued(self.client_id, seq, message, qos, retain, sub_ids)
+        return seq
+
+    def _forget(self, seq):
+        """A numbered message left the session without completing a flow."""
+        if seq is not None and self.durable:
+            self.store.message_acked(self.client_id, seq)
+
+    def _enqueue(self, message, qos, retain, sub_ids, seq=None):
         if len(self.queue) >= self.max_queue:
             self.stats.dropped_queue_full += 1
             self.stats.dropped += 1
+            self._forget(seq)
             return
-        self.queue.append((message, qos, retain, sub_ids))
+        if seq is None and self.durable and qos:
+            seq = self._new_seq(message, qos, retain, sub_ids)
+        self.queue.append((message, qos, retain, sub_ids, seq))
 
-    def _send_new(self, conn, message, qos, retain, sub_ids, now):
+    def _send_new(self, conn, message, qos, retain, sub_ids, now, seq=None):
         if conn.topic_alias_max:
             pid = self.allocate_packet_id()
             if pid is None:
-                self._enqueue(message, qos, retain, sub_ids)
+                self._enqueue(message, qos, retain, sub_ids, seq)
                 return False
             data = conn.aliased_publish(message, qos, retain, sub_ids, pid, now)
             if data is None:
                 self.stats.dropped_oversize += 1
+                self._forget(seq)
                 return False
         else:
             template = message.wire_template(conn.v5, qos, retain, sub_ids, now)
             if len(template[0]) > conn.max_outgoing:
                 self.stats.dropped_oversize += 1
+                self._forget(seq)
                 return False
             pid = self.allocate_packet_id()
             if pid is None:
-                self._enqueue(message, qos, retain, sub_ids)
+                self._enqueue(message, qos, retain, sub_ids, seq)
                 return False
             data = with_packet_id(template, pid)
-        self.inflight[pid] = Inflight(message, qos, retain, sub_ids, now)
+        if self.durable:
+            if seq is None:
+                seq = self._new_seq(message, qos, retain, sub_ids)
+            self.store.message_sent(self.client_id, seq, pid)
+        self.inflight[pid] = Inflight(message, qos, retain, sub_ids, now, seq)
         if not conn.v5 and self.retry_timer is None and self.owner is not None:
             self.owner.ensure_retry(self, now)
         conn.sink.write(data)
         self.stats.sent += 1
         self.stats.bytes_sent += len(data)
+        owner = self.owner
+        if owner is not None and owner.observers:
+            owner.notify("message_delivered", session=self, message=message)
         return True
 
     def pump(self, now):
@@ -188,10 +222,11 @@ class Session:
         queue = self.queue
         stats = self.stats
         while queue and not conn.sink.congested:
-            message, qos, retain, sub_ids = queue[0]
+            message, qos, retain, sub_ids, seq = queue[0]
             if message.expired(now):
                 queue.popleft()
                 stats.dropped_expired += 1
+                self._forget(seq)
                 continue
             if qos == 0:
                 queue.popleft()
@@ -200,7 +235,7 @@ class Session:
             if len(self.inflight) >= conn.receive_maximum:
                 return
             queue.popleft()
-            self._send_new(conn, message, qos, retain, sub_ids, now)
+            self._send_new(conn, message, qos, retain, sub_ids, now, seq)
 
     def resend_inflight(self, now, older_than=None):
         """Resend unacknowledged PUBLISH (DUP=1) and PUBREL packets with their
@@ -225,11 +260,19 @@ class Session:
 
     # -- acknowledgements ------------------------------------------------
 
+    def _done(self, entry):
+        """The flow of ``entry`` completed: tell the store and observers."""
+        self._forget(entry.seq)
+        owner = self.owner
+        if owner is not None and owner.observers:
+            owner.notify("message_acked", session=self, message=entry.message)
+
     def on_puback(self, pid, now):
         entry = self.inflight.get(pid)
         if entry is None or entry.qos != 1:
             return False
         del self.inflight[pid]
+        self._done(entry)
         self.pump(now)
         return True
 
@@ -241,8 +284,11 @@ class Session:
         if reason_code >= 0x80:
             # A failed PUBREC ends the flow [MQTT-4.3.3-4 v5 note].
             del self.inflight[pid]
+            self._forget(entry.seq)
             self.pump(now)
             return False
+        if not entry.awaiting_pubcomp and entry.seq is not None and self.durable:
+            self.store.message_released(self.client_id, entry.seq)
         entry.awaiting_pubcomp = True
         entry.sent_at = now
         return True
@@ -252,6 +298,7 @@ class Session:
         if entry is None or not entry.awaiting_pubcomp:
             return False
         del self.inflight[pid]
+        self._done(entry)
         self.pump(now)
         return True
 

@@ -126,6 +126,12 @@ def apply_hot(api, data):
         if "max_mqueue_len" in changes:
             for session in broker.sessions.values():
                 session.max_queue = changes["max_mqueue_len"]
+        if "max_packet_size" in changes:
+            # New packets of existing connections obey the new limit at once.
+            for conn in broker.connections.values():
+                decoder = getattr(conn.sink, "decoder", None)
+                if decoder is not None:
+                    decoder.max_packet_size = changes["max_packet_size"]
     auth = api.config.auth
     anonymous = data.get("allow_anonymous")
     if isinstance(anonymous, bool):
@@ -139,7 +145,16 @@ def get_reload(api, request):
 
 
 def set_reload(api, request):
+    """Re-read the password and ACL files as ``nanomq reload`` and SIGHUP do,
+    then apply the JSON hot settings (NanoMQ).  A file that no longer loads
+    keeps the old rules and answers 400/117 with the reason."""
     body = json_body(request, dict)
+    reload_auth = getattr(api.root_service, "reload_auth", None)
+    if reload_auth is not None and api.config.source_path:
+        result = reload_auth()
+        if not result:
+            raise ApiError(400, NOT_HOCON, message=str(result.error))
+    # After the files, so an explicit ``allow_anonymous`` in the body wins.
     apply_hot(api, body.get("data"))
     return ok()
 

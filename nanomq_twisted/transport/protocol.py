@@ -63,6 +63,10 @@ class MQTTServerProtocol(Protocol):
         self._keepalive_call = None
         self._connect_call = None
         self._closing = False
+        #: The client certificate's CN when the TLS listener has
+        #: ``use_identity_as_username`` (set before ``makeConnection``);
+        #: the core uses it as the user name.
+        self.tls_identity = None
 
     # -- Twisted protocol ------------------------------------------------
 

@@ -24,9 +24,16 @@ client certificate and verifies it against ``cacertfile``;
 ``fail_if_no_peer_cert`` additionally refuses clients that send none.
 ``fail_if_no_peer_cert`` without ``verify_peer`` has no effect, as in
 NanoMQ.
+
+``use_identity_as_username`` (our extension, Mosquitto's option): the gate
+reads the common name of the verified client certificate after the
+handshake and hands it, as a plain string, to the application protocol as
+``tls_identity`` (through ``WebSocketProtocol`` for WSS); the core uses it
+as the MQTT user name in place of CONNECT's, before authentication.
 """
 
 from cryptography import x509
+from cryptography.x509.oid import NameOID
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from OpenSSL import SSL, crypto
 from twisted.internet import defer
@@ -114,6 +121,20 @@ def certificate_options(listener):
     return options
 
 
+def peer_common_name(tls_transport):
+    """The first subject CN of the peer certificate of a completed TLS
+    connection (OpenSSL verified it, or the handshake would have failed),
+    or None without a certificate or a CN."""
+    cert = tls_transport.getPeerCertificate()
+    if cert is None:
+        return None
+    names = cert.to_cryptography().subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if not names:
+        return None
+    value = names[0].value
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
 @implementer(IHandshakeListener)
 class HandshakeGate(Protocol):
     """Wrapped by TLS; builds the real protocol after the handshake.
@@ -142,6 +163,8 @@ class HandshakeGate(Protocol):
         if self.wrapped is None:
             self.transport.loseConnection()
             return
+        if self.gate_factory.identity_as_username:
+            self.wrapped.tls_identity = peer_common_name(self.transport)
         self.wrapped.makeConnection(self.transport)
 
     def dataReceived(self, data):
@@ -191,11 +214,13 @@ def _describe(error):
 class HandshakeGateFactory(Factory):
     """Builds ``HandshakeGate``s in front of ``wrapped_factory``."""
 
-    def __init__(self, wrapped_factory, clock, name="ssl", handshake_timeout=HANDSHAKE_TIMEOUT):
+    def __init__(self, wrapped_factory, clock, name="ssl", handshake_timeout=HANDSHAKE_TIMEOUT,
+                 identity_as_username=False):
         self.wrapped_factory = wrapped_factory
         self.clock = clock
         self.name = name
         self.handshake_timeout = handshake_timeout
+        self.identity_as_username = identity_as_username
 
     def buildProtocol(self, addr):
         gate = HandshakeGate(self, addr)
@@ -220,7 +245,10 @@ class TLSServerEndpoint:
             options = certificate_options(self.listener)
         except TLSConfigError:
             return defer.fail()
-        gated = HandshakeGateFactory(factory, self.reactor, self.name)
+        gated = HandshakeGateFactory(
+            factory, self.reactor, self.name,
+            identity_as_username=getattr(self.listener, "use_identity_as_username", False),
+        )
         tls_factory = TLSMemoryBIOFactory(options, False, gated)
         endpoint = tcp_endpoint(self.reactor, self.host, self.port, self.backlog)
         return endpoint.listen(tls_factory)

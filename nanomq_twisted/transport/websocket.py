@@ -81,6 +81,10 @@ class WebSocketProtocol(Protocol):
 
     _log = Logger()
 
+    #: Set by the TLS handshake gate (WSS with ``use_identity_as_username``);
+    #: passed on to the wrapped protocol.
+    tls_identity = None
+
     def __init__(self, factory):
         self.ws_factory = factory
         self.ws = WSConnection(ConnectionType.SERVER)
@@ -138,6 +142,8 @@ class WebSocketProtocol(Protocol):
         if self.wrapped is None:
             self.loseConnection()
             return
+        if self.tls_identity is not None:
+            self.wrapped.tls_identity = self.tls_identity
         self.wrapped.makeConnection(self)
 
     @_on_event.register

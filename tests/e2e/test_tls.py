@@ -16,7 +16,7 @@ from nanomq_twisted.config import load, loads
 from nanomq_twisted.tap import make_service
 from nanomq_twisted.transport.tls import TLSConfigError, certificate_options
 
-from ..certs import KEY_PASSWORD
+from ..certs import KEY_PASSWORD, make_certs
 from .support import BASE_CONF, TIMEOUT, Clients, in_thread
 from .transport_support import (
     CONNACK_OK,
@@ -250,3 +250,98 @@ class ShippedExampleTests(TestCase):
                 for key in ("keyfile", "certfile", "cacertfile")
             }
             certificate_options(dataclasses.replace(listener, verify_peer=True, **absolute))
+
+
+IDENTITY_AUTH = """
+auth {
+    allow_anonymous = false
+    password = { "alice": "pw" }
+}
+"""
+
+
+class IdentityAsUsernameTests(TestCase):
+    """``use_identity_as_username``: the verified client certificate's CN
+    (alice) is the user name, whatever CONNECT says (bob); authentication
+    runs on it.  The password table knows only alice, so a CONNECT as bob
+    is admitted only through the certificate."""
+
+    timeout = 60
+
+    def setUp(self):
+        self.certs = make_certs(self.mktemp(), client_cn="alice")
+
+    @defer.inlineCallbacks
+    def start(self, identity):
+        conf = ssl_block(
+            self.certs, verify_peer=True, use_identity_as_username=identity
+        ) + 'listeners.wss { bind = "127.0.0.1:0/mqtt" }\n' + IDENTITY_AUTH
+        running, ports = yield start_with(self, conf, ("tcp", "ssl", "wss"))
+        self.connacks = {}
+
+        def observer(event, conn=None, code=None, **_):
+            if event == "client_connack":
+                self.connacks[conn.client_id] = (conn.username, code)
+
+        running.broker.observers.append(observer)
+        self.addCleanup(running.broker.observers.remove, observer)
+        return ports
+
+    def client(self, clients, client_id, protocol, with_cert=True, websocket=False):
+        kwargs = {"transport": "websockets"} if websocket else {}
+        client = clients(client_id, protocol, **kwargs)
+        if websocket:
+            client.paho.ws_set_options(path="/mqtt")
+        tls = {"ca_certs": self.certs.ca}
+        if with_cert:
+            tls.update(certfile=self.certs.client_cert, keyfile=self.certs.client_key)
+        client.paho.tls_set(**tls)
+        client.paho.username_pw_set("bob", "pw")
+        return client
+
+    @defer.inlineCallbacks
+    def test_certificate_cn_is_the_username(self):
+        ports = yield self.start(identity=True)
+        tls_clients = Clients(self, ports["ssl"])
+        wss_clients = Clients(self, ports["wss"])
+        tcp_clients = Clients(self, ports["tcp"])
+
+        def scenario():
+            for protocol in (4, 5):
+                self.client(tls_clients, f"id-tls-{protocol}", protocol).connect()
+                client = self.client(wss_clients, f"id-wss-{protocol}", protocol, websocket=True)
+                client.connect()
+                roundtrip(client, client, f"identity/{protocol}")
+            # Without a certificate (verify_peer alone makes it optional)
+            # CONNECT's bob stands, and the table refuses him; so does TCP.
+            _, code, _ = self.client(tls_clients, "no-cert", 5, with_cert=False).connect(
+                expect_success=False
+            )
+            self.assertEqual(code, 0x86)
+            tcp = tcp_clients("tcp-bob", 5)
+            tcp.paho.username_pw_set("bob", "pw")
+            self.assertEqual(tcp.connect(expect_success=False)[1], 0x86)
+
+        yield in_thread(scenario)
+        self.assertEqual(
+            self.connacks,
+            {
+                "id-tls-4": ("alice", 0), "id-tls-5": ("alice", 0),
+                "id-wss-4": ("alice", 0), "id-wss-5": ("alice", 0),
+                "no-cert": ("bob", 0x86), "tcp-bob": ("bob", 0x86),
+            },
+        )
+
+    @defer.inlineCallbacks
+    def test_off_by_default(self):
+        """Without the option the certificate does not name the user: bob
+        stays bob and is refused."""
+        ports = yield self.start(identity=False)
+        tls_clients = Clients(self, ports["ssl"])
+
+        def scenario():
+            _, code, _ = self.client(tls_clients, "plain", 5).connect(expect_success=False)
+            self.assertEqual(code, 0x86)
+
+        yield in_thread(scenario)
+        self.assertEqual(self.connacks, {"plain": ("bob", 0x86)})

@@ -24,7 +24,8 @@ def q(value):
 
 
 def ssl_block(certs, name=None, verify_peer=False, fail_if_no_peer_cert=False,
-              keyfile=None, key_password=None, cacertfile=None):
+              keyfile=None, key_password=None, cacertfile=None,
+              use_identity_as_username=False):
     """A ``listeners.ssl`` block on 127.0.0.1:0 (named when ``name``)."""
     lines = [
         'bind = "127.0.0.1:0"',
@@ -36,6 +37,8 @@ def ssl_block(certs, name=None, verify_peer=False, fail_if_no_peer_cert=False,
     ]
     if key_password:
         lines.append(f"key_password = {q(key_password)}")
+    if use_identity_as_username:
+        lines.append("use_identity_as_username = true")
     where = "listeners.ssl" if name is None else f"listeners.ssl.{name}"
     body = "\n  ".join(lines)
     return f"{where} {{\n  {body}\n}}\n"

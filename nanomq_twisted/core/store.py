@@ -1,0 +1,95 @@
+# -*- test-case-name: tests.unit.test_store_core -*-
+"""
+The persistence interface the core talks to.
+
+The core never does I/O.  It *reports* every change to the state that must
+survive a restart -- persistent sessions, their subscriptions, the QoS 1/2
+messages they are owed, retained messages -- to ``broker.store``, an object
+with the methods of ``NullStore`` below.  The SQLite adapter
+(`persistence/sqlite_store.py`) batches those reports and writes them off
+the reactor thread; with no persistence configured ``NullStore`` answers
+every call with nothing.
+
+What is reported, and when:
+
+- Only *durable* sessions are reported: those whose Session Expiry Interval
+  is not 0 (v3.1.1 CleanSession=0, v5 with an expiry), and only while a real
+  store is set (``Session.durable``).  A clean session costs nothing.
+- A message owed to a durable session gets a per-session sequence number
+  ``seq`` when it enters the session (queued or straight into flight).  The
+  store hears ``message_queued`` once, then ``message_sent`` when it takes a
+  packet id, ``message_released`` when its PUBREC arrives, and
+  ``message_acked`` when the session is done with it (PUBACK, PUBCOMP, a
+  failed PUBREC, expiry or an oversize drop).  A store may cancel a queued
+  row against its ack within one batch: a fast online subscriber costs no
+  write at all.
+- QoS 0 is never reported (it is never owed).
+
+``changes`` is a counter a store bumps on every message write it accepts;
+the connection compares it around ``broker.publish`` to learn whether an
+inbound QoS 1/2 publish produced durable state, and if the store wants
+acknowledgements held until that state is on disk (``sync_ack``), passes the
+PUBACK/PUBREC to ``after_commit``.
+"""
+
+__all__ = ["NullStore", "StoreOps"]
+
+
+class StoreOps:
+    """The calls the core makes; every method is a no-op here."""
+
+    #: A real store sets this; the core then marks sessions durable.
+    enabled = False
+    #: Hold PUBACK/PUBREC of publishes that changed durable state until the
+    #: batch holding that change has committed.
+    sync_ack = False
+    #: Bumped by the store for every durable message change it accepts.
+    changes = 0
+
+    # -- sessions --------------------------------------------------------
+
+    def session_saved(self, session, disconnected_at):
+        """``session`` is durable: (re)write its row.  ``disconnected_at``
+        is the core time it went offline, or None while it is online."""
+
+    def session_deleted(self, client_id):
+        """Forget the session, its subscriptions and its messages."""
+
+    def subscription_added(self, client_id, subscription):
+        """Add or replace one ``Subscription`` of a durable session."""
+
+    def subscription_removed(self, client_id, topic_filter):
+        """Drop one subscription of a durable session."""
+
+    # -- messages owed to durable sessions --------------------------------
+
+    def message_queued(self, client_id, seq, message, qos, retain, sub_ids):
+        """A QoS 1/2 message entered the session (queue or flight)."""
+
+    def message_sent(self, client_id, seq, packet_id):
+        """Message ``seq`` went out with ``packet_id`` (now in flight)."""
+
+    def message_released(self, client_id, seq):
+        """PUBREC received for ``seq``: only the PUBREL/PUBCOMP remains."""
+
+    def message_acked(self, client_id, seq):
+        """The session is done with ``seq``."""
+
+    # -- retained messages ------------------------------------------------
+
+    def retained_set(self, topic, message, now, expiry_interval):
+        """``message`` is now the retained message of ``topic``."""
+
+    def retained_deleted(self, topic):
+        """``topic`` has no retained message any more."""
+
+    # -- synchronous acknowledgement ---------------------------------------
+
+    def after_commit(self, callback):
+        """Call ``callback()`` once everything accepted so far is durable.
+        The null store has nothing pending: it calls at once."""
+        callback()
+
+
+class NullStore(StoreOps):
+    """No persistence: the default ``broker.store``."""

@@ -1,0 +1,251 @@
+"""
+A real browser over ``listeners.ws``: headless Chromium (Debian's
+``chromium``) loads ``tests/e2e/browser/page.html``, which uses MQTT.js's
+browser bundle (npm ``mqtt``, installed by ``.ci/run`` into
+``tests/e2e/browser/node_modules``) to talk to the broker over
+``ws://127.0.0.1:<port>/mqtt``.
+
+The page and the bundle are served by the test itself (a ``twisted.web``
+static site on 127.0.0.1:0).  The page writes its outcome into
+``<pre id="result">`` exactly once, and Chromium's ``--dump-dom`` prints the
+DOM when it is done: the test reads that output.  Chromium runs in a
+session of its own so its whole process tree is killed if it outlives
+its deadline or the test.
+"""
+
+import os
+import shutil
+import signal
+import tempfile
+from urllib.parse import urlencode
+
+from twisted.internet import defer, error, protocol, reactor
+from twisted.protocols.policies import WrappingFactory
+from twisted.trial.unittest import SkipTest, TestCase
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+from twisted.web.static import File
+
+from .support import Clients, in_thread
+from .transport_support import start_with
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PAGE = os.path.join(HERE, "browser", "page.html")
+BUNDLE = os.path.join(HERE, "browser", "node_modules", "mqtt", "dist", "mqtt.min.js")
+
+#: Seconds Chromium may run before it is killed.
+CHROMIUM_DEADLINE = 60
+
+WS_CONF = 'listeners.ws { bind = "127.0.0.1:0/mqtt" }\n'
+
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--disable-dev-shm-usage",
+)
+
+
+def find_chromium():
+    for name in ("chromium", "chromium-browser"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+class _Collect(protocol.ProcessProtocol):
+    """Keeps stdout and stderr; ``ended`` fires with (stdout, stderr, reason)."""
+
+    def __init__(self):
+        self.out = []
+        self.err = []
+        self.ended = defer.Deferred()
+        self.running = True
+
+    def outReceived(self, data):
+        self.out.append(data)
+
+    def errReceived(self, data):
+        self.err.append(data)
+
+    def processEnded(self, reason):
+        self.running = False
+        self.ended.callback((b"".join(self.out), b"".join(self.err), reason))
+
+
+class _TrackingFactory(WrappingFactory):
+    """A site wrapper that can drop every open connection and say when the
+    last one is gone, so no socket outlives the test."""
+
+    def __init__(self, wrapped):
+        super().__init__(wrapped)
+        self._idle = []
+
+    def unregisterProtocol(self, p):
+        super().unregisterProtocol(p)
+        if not self.protocols:
+            waiters, self._idle = self._idle, []
+            for waiter in waiters:
+                waiter.callback(None)
+
+    def close_all(self):
+        if not self.protocols:
+            return defer.succeed(None)
+        waiter = defer.Deferred()
+        self._idle.append(waiter)
+        for p in list(self.protocols):
+            p.transport.abortConnection()
+        return waiter
+
+
+class BrowserTests(TestCase):
+    timeout = 120
+
+    def setUp(self):
+        self.chromium = find_chromium()
+        if self.chromium is None:
+            raise SkipTest("no chromium on PATH (Debian: apt-get install chromium)")
+        if not os.path.exists(BUNDLE):
+            raise SkipTest(
+                f"MQTT.js bundle missing ({BUNDLE}); "
+                "npm install --no-save --prefix tests/e2e/browser mqtt@5"
+            )
+
+    @defer.inlineCallbacks
+    def start(self):
+        """The broker (tcp + ws) and the page's web server."""
+        self.running, self.ports = yield start_with(self, WS_CONF, ("tcp", "ws"))
+        root = Resource()
+        root.putChild(b"page.html", File(PAGE, defaultType="text/html"))
+        root.putChild(b"mqtt.min.js", File(BUNDLE, defaultType="text/javascript"))
+        site = _TrackingFactory(Site(root))
+        web = reactor.listenTCP(0, site, interface="127.0.0.1")
+        self.addCleanup(site.close_all)
+        self.addCleanup(web.stopListening)
+        self.web_port = web.getHost().port
+
+    def gone(self, client_id):
+        """Fires when the broker has processed ``client_id``'s close: the
+        browser's socket is gone before the test ends."""
+        waiter = defer.Deferred()
+
+        def observer(event, conn=None, **_):
+            if event == "client_disconnected" and conn.client_id == client_id:
+                self.running.broker.observers.remove(observer)
+                waiter.callback(None)
+
+        self.running.broker.observers.append(observer)
+        return waiter
+
+    def browse(self, **query):
+        """Run Chromium on the page with ``query``; fires with the text of
+        ``#result`` in the dumped DOM."""
+        query["port"] = self.ports["ws"]
+        url = f"http://127.0.0.1:{self.web_port}/page.html?{urlencode(query)}"
+        profile = tempfile.mkdtemp(prefix="chromium-profile-")
+        self.addCleanup(shutil.rmtree, profile, True)
+        args = [
+            self.chromium,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={profile}",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            url,
+        ]
+        # A session of its own (setsid execs in place: the pid stays ours)
+        # so that killing the group takes Chromium's helpers with it.
+        setsid = shutil.which("setsid")
+        if setsid:
+            args.insert(0, setsid)
+        env = dict(os.environ, HOME=profile)
+        collector = _Collect()
+        process = reactor.spawnProcess(collector, args[0], args, env=env)
+        pid = process.pid
+
+        def kill():
+            if collector.running:
+                try:
+                    if setsid:
+                        os.killpg(pid, signal.SIGKILL)
+                    else:
+                        process.signalProcess("KILL")
+                except (ProcessLookupError, error.ProcessExitedAlready):
+                    pass
+
+        deadline = reactor.callLater(CHROMIUM_DEADLINE, kill)
+
+        @defer.inlineCallbacks
+        def cleanup():
+            if deadline.active():
+                deadline.cancel()
+            kill()
+            yield collector.ended
+
+        self.addCleanup(cleanup)
+
+        def ended(result):
+            if deadline.active():
+                deadline.cancel()
+            out, err, _reason = result
+            # The helpers share the session: make sure none is left.
+            if setsid:
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            text = out.decode("utf-8", "replace")
+            start = text.find('<pre id="result">')
+            end = text.find("</pre>", start)
+            if start < 0 or end < 0:
+                self.fail(
+                    "no #result in Chromium's output\nstdout: %s\nstderr (tail): %s"
+                    % (text[-2000:], err.decode("utf-8", "replace")[-2000:])
+                )
+            return text[start + len('<pre id="result">'):end]
+
+        return collector.ended.addCallback(ended)
+
+    @defer.inlineCallbacks
+    def test_mqttjs_echo_v311_and_v5(self):
+        """MQTT.js connects over ws, subscribes, publishes QoS 1 and gets its
+        own message back, as MQTT 3.1.1 and as MQTT 5."""
+        yield self.start()
+        for version in (4, 5):
+            gone = self.gone(f"browser-echo-{version}")
+            result = yield self.browse(v=version, mode="echo")
+            self.assertEqual(result, f"ok:v{version}:1:hello")
+            yield gone
+
+    @defer.inlineCallbacks
+    def test_tcp_publisher_to_browser_v5(self):
+        """Cross-transport: a paho client on TCP publishes to the topic the
+        browser (MQTT 5 over ws) subscribed to, once the browser says it is
+        ready."""
+        yield self.start()
+        tcp_clients = Clients(self, self.ports["tcp"])
+        tcp = tcp_clients("tcp-publisher", 5)
+
+        def subscribe():
+            tcp.connect()
+            tcp.subscribe("cross/ready", 1)
+
+        yield in_thread(subscribe)
+        gone = self.gone("browser-cross-5")
+        page = self.browse(v=5, mode="cross")
+
+        def answer():
+            ready = tcp.expect(timeout=CHROMIUM_DEADLINE)
+            self.assertEqual((ready.topic, ready.payload), ("cross/ready", b"ready"))
+            tcp.publish("cross/to-browser", b"from-tcp", 1)
+
+        yield in_thread(answer)
+        result = yield page
+        self.assertEqual(result, "ok:v5:1:from-tcp")
+        yield gone
+
