@@ -41,6 +41,7 @@ setup(
             "paho-mqtt>=2.0,<3",
             "hypothesis>=6.100,<7",
             "cryptography>=42",
+            "schemathesis>=4.0,<5",
         ],
     },
     entry_points={

@@ -17,12 +17,15 @@ from twisted.python import usage
 from .bridge.service import build_bridges_service
 from .config import ConfigError, load
 from .core.broker import Broker
-from .rules.service import build_rules_service
+from .logging import build_logging
+from .persistence.service import build_persistence
+from .rules.service import RulesService, build_rules_service
 from .transport.build import add_secure_and_ws_listeners
 from .transport.listeners import ListenerService, tcp_endpoint
 from .transport.protocol import MQTTServerFactory
 from .transport.reload import SighupReloadService, build_auth, reload_auth
 from .transport.timers import CoreTimerService, SysTopicsService
+from .webhook import build_webhook
 
 DEFAULT_CONF = "etc/nanomq.conf"
 
@@ -93,6 +96,9 @@ def make_service(config, reactor, broker=None):
     root = MultiService()
     root.broker = broker
     root.config = config
+    build_logging(config, root)
+    # Restores before listeners start, flushes after they stop.
+    build_persistence(config, broker, reactor, root)
     #: Re-read the password and ACL files (REST ``POST /api/v4/reload``).
     root.reload_auth = lambda: reload_auth(broker, config.source_path)
     auth_service = getattr(broker, "auth_service", None)
@@ -102,12 +108,21 @@ def make_service(config, reactor, broker=None):
             auth_service
         )
 
-    #: Builds a fresh ``listeners`` service (REST ``/ctrl/restart``).
+    #: Build fresh, unattached ``listeners``, ``bridges`` and ``rules``
+    #: services from a configuration (REST ``/ctrl/restart`` swaps them).
     root.build_listeners = lambda cfg: build_listeners(cfg, broker, reactor, root)
+    root.build_bridges = lambda cfg: build_bridges_service(cfg, broker, reactor)
+    root.build_rules = lambda cfg: RulesService(
+        getattr(cfg, "rules", None), broker, reactor, root
+    )
+    # ``root.bridges`` is set before the listeners are built so that the
+    # REST API (part of ``listeners``) mounts ``/api/v4/bridges``; the
+    # service is attached after them, keeping the start order.
+    bridges = root.bridges = root.build_bridges(config)
     build_listeners(config, broker, reactor, root).setServiceParent(root)
-    build_bridges_service(config, broker, reactor, root)
-
+    bridges.setServiceParent(root)
     build_rules_service(config, broker, reactor, root)
+    build_webhook(config, broker, reactor, root)
 
     timers = MultiService()
     timers.setName("timers")

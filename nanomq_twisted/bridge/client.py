@@ -162,7 +162,8 @@ class MQTTBridgeProtocol(Protocol):
         self.owner = owner
         self.clock = clock
         self.connack_timeout = connack_timeout
-        self.config = owner.config
+        # The server being dialled (``hybrid_bridging`` rotates it).
+        self.config = getattr(owner, "current", None) or owner.config
         self.level = self.config.proto_ver
         self.v5 = self.level == 5
         self.connected = False

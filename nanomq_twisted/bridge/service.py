@@ -19,6 +19,7 @@ ids); it is kept for REST display only (docs/compatibility.md).
 """
 
 import random
+from dataclasses import replace
 
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import MultiService, Service
@@ -26,6 +27,7 @@ from twisted.internet import defer
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.logger import Logger
 
+from ..config.bridges import split_server
 from ..core.message import Message, forwarded_properties
 from ..core.sys_topics import client_offline_payload, client_online_payload
 from .client import BridgeClientFactory, subscribe_properties
@@ -82,6 +84,9 @@ class Bridge:
         self.session = BridgeSession(config.max_send_queue_len, SEND_WINDOW, self.stats)
         self.sender = sender_id(config.name)
         self.protocol = None
+        #: The configuration of the server being dialled or connected
+        #: (differs from ``config`` only with ``hybrid_bridging``).
+        self.current = config
         self._failures = 0
         self._tapped = False
 
@@ -103,8 +108,19 @@ class Bridge:
 
     def reconfigure(self, config):
         self.config = config
+        self.current = config
         self.session.capacity = config.max_send_queue_len
         self.sender = sender_id(config.name)
+
+    def dialing(self, config):
+        """The next connection attempt goes to ``config.server``."""
+        if config.server != self.current.server:
+            self._log.info(
+                "Bridge {name}: trying {server} (hybrid bridging)",
+                name=self.name,
+                server=config.server,
+            )
+        self.current = config
 
     def retry_delay(self, _attempt=None):
         """ClientService's retry policy.  Counts failures itself: Twisted
@@ -190,7 +206,7 @@ class Bridge:
         self._log.info(
             "Bridge {name} connected to {server} (session present: {present})",
             name=self.name,
-            server=self.config.server,
+            server=self.current.server,
             present=connack.session_present,
         )
         self._status(proto, True, 0, now)
@@ -209,7 +225,7 @@ class Bridge:
             self._log.info(
                 "Bridge {name} lost its connection to {server}: {reason}",
                 name=self.name,
-                server=self.config.server,
+                server=self.current.server,
                 reason=reason.getErrorMessage(),
             )
             self._status(proto, False, BRIDGE_OFFLINE_REASON, self.clock.seconds())
@@ -352,9 +368,12 @@ class QuicEndpoint:
     def connect(self, factory):
         from ..transport.quic import connect_quic
 
-        return connect_quic(
+        attempt = connect_quic(
             self.reactor, self.config.host, self.config.port, self.configuration, factory
         )
+        # aioquic would wait for its idle timeout; NanoMQ gives the
+        # handshake quic_handshake_timeout (cancelling releases the port).
+        return attempt.addTimeout(max(self.config.quic_handshake_timeout, 0.1), self.reactor)
 
 
 def client_endpoint(reactor, config):
@@ -365,6 +384,41 @@ def client_endpoint(reactor, config):
     if config.scheme == "tls+mqtt-tcp":
         return wrapClientTLS(tls_options(config), endpoint)
     return endpoint
+
+
+def server_configs(config):
+    """The configurations a bridge dials in turn: its own, then (with
+    ``hybrid_bridging``) one per ``hybrid_servers`` URL, each differing
+    only in ``server``/``scheme``/``host``/``port``."""
+    configs = [config]
+    if config.hybrid_bridging:
+        for url in config.hybrid_servers:
+            parts = split_server(url)
+            if parts is None:  # validated at load time; be safe with REST PUT
+                continue
+            scheme, host, port = parts
+            configs.append(replace(config, server=url, scheme=scheme, host=host, port=port))
+    return configs
+
+
+class HybridEndpoint:
+    """NanoMQ's ``hybrid_bridging``: every connection attempt -- the first,
+    each one after a failed attempt and each one after a lost connection
+    -- goes to the next address of ``[server] + hybrid_servers``,
+    round-robin.  So a QUIC server that does not answer is followed by the
+    TCP fallback, and QUIC is tried again when the rotation comes back to
+    it (after the fallback connection is lost, or fails)."""
+
+    def __init__(self, reactor, bridge, configs, endpoint_factory):
+        self.bridge = bridge
+        self.targets = [(config, endpoint_factory(reactor, config)) for config in configs]
+        self.index = 0
+
+    def connect(self, factory):
+        config, endpoint = self.targets[self.index % len(self.targets)]
+        self.index += 1
+        self.bridge.dialing(config)
+        return endpoint.connect(factory)
 
 
 class BridgeService(Service):
@@ -379,6 +433,7 @@ class BridgeService(Service):
         self.endpoint_factory = endpoint_factory
         self.enabled = config.enable
         self.client = None
+        self.endpoint = None
 
     @property
     def config(self):
@@ -401,6 +456,17 @@ class BridgeService(Service):
             self._log.failure("Bridge {name}: cannot set up {server}", name=config.name,
                               server=config.server)
             return
+        configs = server_configs(config)
+        if len(configs) > 1:
+            try:
+                endpoint = HybridEndpoint(self.reactor, self.bridge, configs, self.endpoint_factory)
+            except Exception:  # noqa: BLE001 -- logged; this bridge stays down
+                self._log.failure("Bridge {name}: cannot set up its hybrid_servers",
+                                  name=config.name)
+                return
+        else:
+            self.bridge.dialing(config)
+        self.endpoint = endpoint
         self.bridge.attach()
         self.client = ClientService(
             endpoint,

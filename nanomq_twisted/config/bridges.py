@@ -29,22 +29,31 @@ from .bridge_schema import (
 )
 from .reader import Node
 
-__all__ = ["build_bridge", "build_bridge_cache", "build_bridges", "build_rules", "parse_server"]
+__all__ = ["build_bridge", "build_bridge_cache", "build_bridges", "build_rules", "parse_server", "split_server"]
 
 SCHEMES = {"mqtt-tcp": 1883, "tls+mqtt-tcp": 8883, "mqtt-quic": 14567}
 _SERVER = re.compile(r"^(?P<scheme>[a-z+\-]+)://(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:/\[\]]+))(?::(?P<port>\d+))?/?$")
 
 
-def parse_server(node: Node, name: str, text: str):
-    """Split ``mqtt-tcp://host:port`` into (scheme, host, port)."""
+def split_server(text: str):
+    """``mqtt-tcp://host:port`` as (scheme, host, port); None if it is not
+    a bridge server URL (unknown scheme, bad port)."""
     match = _SERVER.match(text.strip())
     if not match or match.group("scheme") not in SCHEMES:
-        raise node.error(name, 'expected a URL like "mqtt-tcp://host:1883" (schemes: {}), got "{}"'.format(", ".join(s + "://" for s in SCHEMES), text))
+        return None
     scheme = match.group("scheme")
     port = int(match.group("port")) if match.group("port") else SCHEMES[scheme]
     if port > 65535:
-        raise node.error(name, f"expected a port in 0..65535, got {port}")
+        return None
     return scheme, match.group("v6") or match.group("host"), port
+
+
+def parse_server(node: Node, name: str, text: str):
+    """Split ``mqtt-tcp://host:port`` into (scheme, host, port)."""
+    parts = split_server(text)
+    if parts is None:
+        raise node.error(name, 'expected a URL like "mqtt-tcp://host:1883" with a port in 0..65535 (schemes: {}), got "{}"'.format(", ".join(s + "://" for s in SCHEMES), text))
+    return parts
 
 
 def _user_property(node: Node) -> tuple:
@@ -189,13 +198,17 @@ def build_bridge(name: str, node: Node, vin: str | None = None) -> BridgeConfig:
         raise node.error("server", 'required (e.g. "mqtt-tcp://host:1883")')
     scheme, host, port = parse_server(node, "server", server)
     hybrid = node.string_list("hybrid_servers", ())
+    schemes = {scheme}
     for index, item in enumerate(hybrid):
-        parse_server(node, f"hybrid_servers[{index}]", item)
+        schemes.add(parse_server(node, f"hybrid_servers[{index}]", item)[0])
     clientid = node.string("clientid")
     if clientid and vin:
         clientid += vin  # NANOMQ_VIN is appended, as NanoMQ does
     ssl = _ssl(node.child("ssl"))
-    if ssl is not None and scheme == "mqtt-quic":
+    if ssl is not None and scheme == "mqtt-quic" and not (
+        node.boolean("hybrid_bridging", False) and "tls+mqtt-tcp" in schemes
+    ):
+        # With hybrid_bridging the block serves the tls+mqtt-tcp:// fallbacks.
         raise node.error("ssl", "not valid for an mqtt-quic:// server")
     bridge = BridgeConfig(
         name=name, server=server, scheme=scheme, host=host, port=port,

@@ -241,6 +241,8 @@ class SqliteConfig:
     mounted_file_path: str = "./"
     flush_mem_threshold: int = 100
     resend_interval: int = 5000
+    #: Our key: hold PUBACK/PUBREC until what the publish stored is on disk.
+    sync_ack: bool = False
 
 
 @dataclass(frozen=True)

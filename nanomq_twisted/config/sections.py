@@ -492,6 +492,7 @@ def build_sqlite(node: Node | None) -> SqliteConfig | None:
         flush_mem_threshold=node.integer("flush_mem_threshold", d.flush_mem_threshold,
                                          minimum=1, zero_is_default=True),
         resend_interval=node.duration_ms("resend_interval", d.resend_interval),
+        sync_ack=node.boolean("sync_ack", d.sync_ack),
     )
     node.finish()
     return cfg if enabled else None

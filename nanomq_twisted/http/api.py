@@ -97,12 +97,32 @@ class _Gate(Resource):
         if code is not None:
             return self._refuse(request, 401, code)
         if request.method not in ROUTED_METHODS:
+            request.setHeader(b"allow", self._allowed(path, mounted))
             return self._refuse(request, 405, UNKNOWN)
         if _body_size(request) > api.http.max_body:
             return self._refuse(request, 400, PARAM_ERROR)
         finished = request.notifyFinish()
         api.limiter.acquire().addCallback(self._dispatch, request, finished)
         return NOT_DONE_YET
+
+    def _allowed(self, path, mounted):
+        """The ``Allow`` header of a 405 (RFC 9110 section 15.5.6): the
+        methods routed for ``path``, or all four when it matches nothing."""
+        segments = [seg.decode("utf-8", "replace") for seg in path]
+        app = getattr(self.klein, "_app", None)
+        if mounted:
+            mount = self.api.mounts.get(segments[2])
+            app = getattr(mount, "_app", None)
+            segments = segments[3:]
+        path_info = "/" + "/".join(segments)
+        methods = set()
+        if app is not None:
+            try:
+                methods = set(app.url_map.bind("").allowed_methods(path_info))
+            except Exception:  # noqa: BLE001 -- a best effort header
+                methods = set()
+        methods = [m for m in ROUTED_METHODS if m.decode() in methods] or ROUTED_METHODS
+        return b", ".join(methods)
 
     def _dispatch(self, _, request, finished):
         finished.addBoth(self._release)

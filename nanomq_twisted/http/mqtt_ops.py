@@ -173,12 +173,18 @@ def publish(api, request):
     return dumps({"code": _publish_one(api, json_body(request, dict))})
 
 
+def _text(value):
+    """``value`` if it is a string, else None: a batch result echoes only
+    what it understood (never a mistyped object back to the caller)."""
+    return value if isinstance(value, str) else None
+
+
 def _batch_topic(item):
     if isinstance(item, dict):
         if "topics" in item:
-            return item["topics"]
+            return _text(item["topics"])
         if "topic" in item:
-            return item["topic"]
+            return _text(item["topic"])
     return None
 
 
@@ -256,8 +262,8 @@ def _batch(api, request, action):
     for item in items:
         entry = {}
         if isinstance(item, dict):
-            entry["clientid"] = item.get("clientid")
-            entry["topic"] = item.get("topic", item.get("topics"))
+            entry["clientid"] = _text(item.get("clientid"))
+            entry["topic"] = _text(item.get("topic", item.get("topics")))
         try:
             action(api, item)
             entry["code"] = SUCCESS

@@ -262,6 +262,180 @@ def _paths():
     }
 
 
+_RULE = {
+    "type": "object",
+    "required": ["rawsql", "id", "enabled"],
+    "properties": {
+        "name": {"type": "string", "description": "Action kind (list and show only)"},
+        "rawsql": {"type": "string"},
+        "id": {"type": "integer"},
+        "enabled": {"type": "boolean"},
+    },
+}
+
+_RULE_ACTION = {
+    "type": "object",
+    "required": ["name"],
+    "properties": {
+        "name": {"type": "string",
+                 "enum": ["repub", "sqlite", "mysql", "postgresql", "timescaledb"]},
+        "params": {"type": "object", "description": (
+            "repub: topic, address, proto_ver, keepalive, clientid, username, password, "
+            "clean_start; sqlite: table; mysql/postgresql/timescaledb: table, host, "
+            "username, password, database, port")},
+    },
+}
+
+_RULE_BODY = {
+    "type": "object",
+    "properties": {
+        "rawsql": {"type": "string", "description": "SELECT ... FROM \"<topic filter>\" ..."},
+        "actions": {"type": "array", "items": _RULE_ACTION},
+        "description": {"type": "string"},
+        "enabled": {"type": "boolean", "description": "PUT only"},
+    },
+}
+
+_RULE_CREATED = {
+    "description": "The rule (without name) and an empty actions list",
+    "content": _json({
+        "type": "object",
+        "required": ["code"],
+        "properties": {"code": {"type": "integer", "enum": [0]},
+                       "data": {"type": "object"},
+                       "actions": {"type": "array"}},
+    }),
+}
+
+_RULE_ID = {"name": "ruleid", "in": "path", "required": True,
+            "description": "rule:<n>; anything else is an id that never exists",
+            "schema": {"type": "string"}, "example": "rule:1"}
+
+_BRIDGE_VIEW = _data({
+    "type": "object",
+    "required": ["bridge"],
+    "properties": {"bridge": {
+        "type": "object",
+        "required": ["nodes", "sqlite"],
+        "properties": {"nodes": {"type": "array", "items": {"type": "object"}},
+                       "sqlite": {"type": "object"}},
+    }},
+})
+
+_BRIDGE_NAME = _path_param("name", "Bridge name (bridges.mqtt.<name>)")
+
+_BRIDGE_TOPIC = {
+    "type": "object",
+    "required": ["remote_topic", "local_topic"],
+    "properties": {
+        "remote_topic": {"type": "string"}, "local_topic": {"type": "string"},
+        "qos": {"type": "integer", "minimum": 0, "maximum": 2},
+        "retain_as_published": {"type": "integer", "enum": [0, 1]},
+        "retain_handling": {"type": "integer", "minimum": 0, "maximum": 2},
+        "nolocal": {"type": "boolean"},
+        "prefix": {"type": "string"}, "suffix": {"type": "string"},
+    },
+}
+
+_USER_PROPERTIES = {"type": "array", "items": {
+    "type": "object", "required": ["key", "value"],
+    "properties": {"key": {"type": "string"}, "value": {"type": "string"}}}}
+
+_BRIDGE_SUB = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {"data": {
+        "type": "object",
+        "required": ["subscription"],
+        "properties": {
+            "subscription": {"type": "array", "items": _BRIDGE_TOPIC},
+            "sub_properties": {"type": "object", "properties": {
+                "identifier": {"type": "integer", "minimum": 1, "maximum": 268435455},
+                "user_properties": _USER_PROPERTIES}},
+        },
+    }},
+}
+
+_BRIDGE_UNSUB = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {"data": {
+        "type": "object",
+        "required": ["unsubscription"],
+        "properties": {
+            "unsubscription": {"type": "array", "items": {
+                "type": "object", "required": ["topic"],
+                "properties": {"topic": {"type": "string"}}}},
+            "unsub_properties": {"type": "object", "properties": {
+                "user_properties": _USER_PROPERTIES}},
+        },
+    }},
+}
+
+_BRIDGE_SWITCH = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {"data": {"type": "object", "required": ["bridge_switch"],
+                            "properties": {"bridge_switch": {"type": "boolean"}}}},
+}
+
+
+def _mounted_paths():
+    """``/rules`` and ``/bridges`` (served when those packages are mounted)."""
+    bad_rule = {"400": _result("107 unknown id or missing rawsql, 108 bad parameters or "
+                               "SQL, 109 not a JSON object, 111 unsupported action")}
+    bad_bridge = {"400": _result("108 bad parameters, 109 not JSON of the right shape")}
+    name = [_BRIDGE_NAME]
+    sub_unsub = {
+        "200": _result(), "404": _result("108: no such bridge (unsub: or disabled)"),
+        **bad_bridge,
+    }
+    return {
+        "/rules": {
+            "get": _op("List rules", {"200": _data({"type": "array", "items": _RULE})}),
+            "post": _op("Create a rule per action (no actions: the last rule)",
+                        dict(bad_rule, **{"200": _RULE_CREATED}), body=_RULE_BODY),
+        },
+        "/rules/{ruleid}": {
+            "get": _op("Show a rule", dict(bad_rule, **{"200": _data(_RULE)}),
+                       parameters=[_RULE_ID]),
+            "put": _op("Update a rule (rawsql, enabled, actions)",
+                       dict(bad_rule, **{"200": _RULE_CREATED}), body=_RULE_BODY,
+                       parameters=[_RULE_ID]),
+            "delete": _op("Delete a rule", dict(bad_rule, **{"200": _result()}),
+                          parameters=[_RULE_ID]),
+        },
+        "/bridges": {"get": _op("Every bridge and the bridge cache", {"200": _BRIDGE_VIEW})},
+        "/bridges/{name}": {
+            "get": _op("One bridge (empty nodes if unknown)", {"200": _BRIDGE_VIEW},
+                       parameters=name),
+            "put": _op(
+                "Replace a bridge's configuration and reconnect",
+                dict(bad_bridge, **{"200": _result(),
+                                    "403": _result("108: reconnect set-up failed"),
+                                    "404": _result("115: no such bridge")}),
+                body={"type": "object", "description": "{<name>: {connector fields}}",
+                      "additionalProperties": {"type": "object"}},
+                parameters=name),
+        },
+        "/bridges/switch/{name}": {"post": _op(
+            "Turn a bridge on or off",
+            dict(bad_bridge, **{"200": _result(),
+                                "204": {"description": "No such bridge (NanoMQ's 204)"}}),
+            body=_BRIDGE_SWITCH, parameters=name)},
+        "/bridges/sub/{name}": {
+            method: _op("Add subscriptions to a bridge", sub_unsub, body=_BRIDGE_SUB,
+                        parameters=name)
+            for method in ("post", "put")
+        },
+        "/bridges/unsub/{name}": {
+            method: _op("Remove subscriptions from a bridge", sub_unsub,
+                        body=_BRIDGE_UNSUB, parameters=name)
+            for method in ("post", "put")
+        },
+    }
+
+
 _DOCUMENT = {
     "openapi": "3.0.3",
     "info": {
@@ -278,7 +452,7 @@ _DOCUMENT = {
         },
         "schemas": _SCHEMAS,
     },
-    "paths": _paths(),
+    "paths": dict(_paths(), **_mounted_paths()),
 }
 
 

@@ -520,7 +520,9 @@ class QuicClientProtocol(DatagramProtocol):
 
     def __init__(self, configuration, protocol_factory, clock, address):
         self.address = address
-        self.connected = defer.Deferred()
+        # Cancelling a pending connect (ClientService stopping, a handshake
+        # timeout) aborts the handshake and releases the UDP port.
+        self.connected = defer.Deferred(canceller=self._cancel_connect)
         self._pending_connect = True
         self.terminated = defer.Deferred()
         self.session = StreamSession(
@@ -561,6 +563,14 @@ class QuicClientProtocol(DatagramProtocol):
                 )
             )
         d.addBoth(lambda _: self.terminated.callback(event))
+
+    def _cancel_connect(self, _deferred):
+        if not self._pending_connect:
+            return
+        self._pending_connect = False
+        self.stop().addBoth(
+            lambda _: None if self.terminated.called else self.terminated.callback(None)
+        )
 
     def stop(self):
         """Abort without the closing period and release the port."""

@@ -25,6 +25,7 @@ from twisted.logger import Logger
 from ..config import ConfigError, load
 from ..core.acl import Acl
 from ..core.auth import AllowAll, AuthChain, PasswordAuthenticator
+from ..logging import set_log_level
 from .http_auth import HttpAcl, HttpAuthClient, HttpAuthenticator
 
 _log = Logger()
@@ -100,7 +101,8 @@ def _password_authenticator(authenticator):
 
 
 def reload_auth(broker, config_path):
-    """Re-read ``config_path`` and swap the password table and the ACL.
+    """Re-read ``config_path`` and swap the password table and the ACL, and
+    apply its ``log.level`` (what ``nanomq reload`` changes besides ``mqtt``).
 
     Returns a ``ReloadResult``; on failure nothing changed.  Synchronous and
     quick (the file is small); call it on the reactor thread.
@@ -108,7 +110,8 @@ def reload_auth(broker, config_path):
     try:
         if not config_path:
             raise ConfigError("the broker was not started from a configuration file")
-        auth = load(config_path).auth
+        config = load(config_path)
+        auth = config.auth
         acl = Acl.from_config(auth, clock=broker.now)
         password = _password_authenticator(broker.authenticator)
         if password is not None:
@@ -123,6 +126,8 @@ def reload_auth(broker, config_path):
     else:
         broker.acl = acl or AllowAll()
     broker.deny_action = auth.deny_action
+    # ``log.level`` is the other file setting ``nanomq reload`` applies.
+    set_log_level(config.log.level)
     _log.info("Auth reloaded from {path}: {users} users, {rules} ACL rules",
               path=config_path,
               users=0 if auth.password is None else len(auth.password),

@@ -33,8 +33,8 @@ as the MQTT user name in place of CONNECT's, before authentication.
 """
 
 from cryptography import x509
-from cryptography.x509.oid import NameOID
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from cryptography.x509.oid import NameOID
 from OpenSSL import SSL, crypto
 from twisted.internet import defer
 from twisted.internet.interfaces import IHandshakeListener

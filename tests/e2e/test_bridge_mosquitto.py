@@ -6,6 +6,7 @@ in the middle of a stream, then restarted on the same port).
 """
 
 import os
+import socket
 import threading
 
 from paho.mqtt.packettypes import PacketTypes
@@ -19,6 +20,15 @@ from .mosquitto import MOSQUITTO, Mosquitto, make_certificates, wait_for
 from .support import TIMEOUT, Clients, in_thread, start_broker
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def free_udp_port():
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+    finally:
+        sock.close()
 
 
 def bridge_conf(server, body="", name="up"):
@@ -398,3 +408,74 @@ class QuicBridgeE2E(TestCase):
             self.assertEqual(local.expect().topic, "go")
 
         yield in_thread(scenario)
+
+    @defer.inlineCallbacks
+    def test_hybrid_falls_back_to_tcp_and_retries_quic(self):
+        # The shipped example: QUIC first, TCP fallback.  Nothing listens
+        # on the QUIC port, so each QUIC attempt ends at its handshake
+        # timeout and the rotation moves on to the other instance's TCP
+        # listener; after that connection is lost QUIC is tried again.
+        try:
+            import aioquic  # noqa: F401
+        except ImportError:
+            raise self.skipTest("aioquic is not installed") from None
+        from nanomq_twisted.bridge.service import HybridEndpoint
+
+        cloud = yield start_broker(self)
+        with open(os.path.join(ROOT, "etc", "examples", "bridge_quic.conf")) as f:
+            text = f.read()
+        for old, new in (
+            ('listeners.tcp { bind = "0.0.0.0:1883" }', ""),
+            ("mqtt-quic://127.0.0.1:14567", f"mqtt-quic://127.0.0.1:{free_udp_port()}"),
+            ("mqtt-tcp://127.0.0.1:1885", f"mqtt-tcp://127.0.0.1:{cloud.port}"),
+            ("quic_handshake_timeout = 5s", "quic_handshake_timeout = 300ms"),
+            ("backoff_max = 5s", "backoff_max = 200ms"),
+        ):
+            self.assertIn(old, text)
+            text = text.replace(old, new)
+        edge = yield start_broker(self, text)
+        service = edge.service.getServiceNamed("bridges").get("quic_up")
+        bridge = service.bridge
+        self.assertIsInstance(service.endpoint, HybridEndpoint)
+
+        def connected_over_tcp():
+            return (
+                bridge.protocol is not None
+                and not bridge.protocol.busy_ids()
+                and bridge.current.scheme == "mqtt-tcp"
+            )
+
+        yield wait_for(connected_over_tcp, what="the TCP fallback")
+        self.assertGreaterEqual(service.endpoint.index, 2)  # QUIC was tried first
+        cloud_clients = Clients(self, cloud.port)
+        edge_clients = Clients(self, edge.port)
+        remote = cloud_clients("cloud", 4)
+        local = edge_clients("device", 4)
+
+        def flow(n):
+            local.publish(f"telemetry/{n}", str(n).encode(), 1)
+            message = remote.expect()
+            self.assertEqual((message.topic, message.payload), (f"telemetry/{n}", str(n).encode()))
+            remote.publish(f"cmd/{n}", b"c", 1)
+            self.assertEqual(local.expect().topic, f"cmd/{n}")
+
+        def setup():
+            remote.connect()
+            remote.subscribe("telemetry/#", 1)
+            local.connect()
+            local.subscribe("cmd/#", 1)
+            flow(1)
+
+        yield in_thread(setup)
+        # Lose the TCP connection: the next attempt goes to QUIC (and fails),
+        # the one after to TCP again; what is published meanwhile is queued.
+        before = service.endpoint.index
+        bridge.protocol.abort()
+        yield wait_for(lambda: bridge.current.scheme == "mqtt-quic", what="QUIC again")
+        yield in_thread(local.publish, "telemetry/queued", b"q", 1)
+        yield wait_for(connected_over_tcp, what="the TCP fallback again")
+        self.assertEqual(service.endpoint.index, before + 2)
+        message = yield in_thread(remote.expect)
+        self.assertEqual(message.topic, "telemetry/queued")
+        yield in_thread(flow, 2)
+        self.assertEqual(bridge.stats.dropped, 0)

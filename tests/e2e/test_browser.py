@@ -6,9 +6,13 @@ browser bundle (npm ``mqtt``, installed by ``.ci/run`` into
 ``ws://127.0.0.1:<port>/mqtt``.
 
 The page and the bundle are served by the test itself (a ``twisted.web``
-static site on 127.0.0.1:0).  The page writes its outcome into
-``<pre id="result">`` exactly once, and Chromium's ``--dump-dom`` prints the
-DOM when it is done: the test reads that output.  Chromium runs in a
+site on 127.0.0.1:0).  The page writes its outcome into
+``<pre id="result">`` exactly once and reports it to ``/report``; until then
+the site holds ``/hold``, which the page loads in an iframe, so the page's
+load event -- and with it Chromium's ``--dump-dom`` -- comes only after the
+outcome is in the DOM (``--virtual-time-budget`` does not wait for a
+WebSocket).  The test reads the dumped DOM and checks it against the
+report.  Chromium runs in a
 session of its own so its whole process tree is killed if it outlives
 its deadline or the test.
 """
@@ -23,7 +27,7 @@ from twisted.internet import defer, error, protocol, reactor
 from twisted.protocols.policies import WrappingFactory
 from twisted.trial.unittest import SkipTest, TestCase
 from twisted.web.resource import Resource
-from twisted.web.server import Site
+from twisted.web.server import NOT_DONE_YET, Site
 from twisted.web.static import File
 
 from .support import Clients, in_thread
@@ -104,6 +108,48 @@ class _TrackingFactory(WrappingFactory):
         return waiter
 
 
+class _Gate:
+    """``/hold?run=R`` stays open until ``/report?run=R&result=...``."""
+
+    def __init__(self):
+        self.held = {}
+        self.reports = {}
+
+    def report(self, run):
+        """Fires with what run ``run`` reported."""
+        return self.reports.setdefault(run, defer.Deferred())
+
+    def resources(self):
+        gate = self
+
+        class Hold(Resource):
+            isLeaf = True
+
+            def render_GET(self, request):
+                run = request.args.get(b"run", [b""])[0].decode()
+                held = gate.held.setdefault(run, [])
+                held.append(request)
+                request.notifyFinish().addBoth(lambda _: held.remove(request))
+                return NOT_DONE_YET
+
+        class Report(Resource):
+            isLeaf = True
+
+            def render_GET(self, request):
+                run = request.args.get(b"run", [b""])[0].decode()
+                result = request.args.get(b"result", [b""])[0].decode()
+                for held in list(gate.held.get(run, ())):
+                    held.write(b"released")
+                    held.finish()
+                reported = gate.report(run)
+                if not reported.called:
+                    reported.callback(result)
+                request.setHeader(b"content-type", b"text/plain")
+                return b"ok"
+
+        return Hold(), Report()
+
+
 class BrowserTests(TestCase):
     timeout = 120
 
@@ -124,6 +170,10 @@ class BrowserTests(TestCase):
         root = Resource()
         root.putChild(b"page.html", File(PAGE, defaultType="text/html"))
         root.putChild(b"mqtt.min.js", File(BUNDLE, defaultType="text/javascript"))
+        self.gate = _Gate()
+        hold, report = self.gate.resources()
+        root.putChild(b"hold", hold)
+        root.putChild(b"report", report)
         site = _TrackingFactory(Site(root))
         web = reactor.listenTCP(0, site, interface="127.0.0.1")
         self.addCleanup(site.close_all)
@@ -143,10 +193,19 @@ class BrowserTests(TestCase):
         self.running.broker.observers.append(observer)
         return waiter
 
+    @defer.inlineCallbacks
     def browse(self, **query):
         """Run Chromium on the page with ``query``; fires with the text of
-        ``#result`` in the dumped DOM."""
-        query["port"] = self.ports["ws"]
+        ``#result`` in the dumped DOM, once checked against the report."""
+        run = "-".join(f"{k}{v}" for k, v in sorted(query.items()))
+        query.update(port=self.ports["ws"], run=run)
+        reported = self.gate.report(run)
+        dom = yield self._dump_dom(query)
+        self.assertTrue(reported.called, "the page never reported its outcome")
+        self.assertEqual(dom, (yield reported))
+        return dom
+
+    def _dump_dom(self, query):
         url = f"http://127.0.0.1:{self.web_port}/page.html?{urlencode(query)}"
         profile = tempfile.mkdtemp(prefix="chromium-profile-")
         self.addCleanup(shutil.rmtree, profile, True)
@@ -154,7 +213,6 @@ class BrowserTests(TestCase):
             self.chromium,
             *CHROMIUM_FLAGS,
             f"--user-data-dir={profile}",
-            "--virtual-time-budget=10000",
             "--dump-dom",
             url,
         ]
@@ -203,9 +261,10 @@ class BrowserTests(TestCase):
             start = text.find('<pre id="result">')
             end = text.find("</pre>", start)
             if start < 0 or end < 0:
+                stderr = err.decode("utf-8", "replace")[-2000:]
                 self.fail(
-                    "no #result in Chromium's output\nstdout: %s\nstderr (tail): %s"
-                    % (text[-2000:], err.decode("utf-8", "replace")[-2000:])
+                    f"no #result in Chromium's output\nstdout: {text[-2000:]}\n"
+                    f"stderr (tail): {stderr}"
                 )
             return text[start + len('<pre id="result">'):end]
 

@@ -7,6 +7,7 @@ HTTP listener on port 0, real HTTP requests (treq) and real MQTT clients
 import base64
 import json
 import os
+import sqlite3
 
 import treq
 from prometheus_client.parser import text_string_to_metric_families
@@ -154,6 +155,10 @@ class PrometheusTests(RestCase):
         self.assertEqual(len(families), 15)
         self.assertEqual(families["nanomq_connections_count"].samples[0].value, 1)
         self.assertEqual(families["nanomq_messages_received"].type, "counter")
+        # The collector's samples, read through prometheus_client itself.
+        registry = self.api.prometheus.registry
+        self.assertEqual(registry.get_sample_value("nanomq_connections_count"), 1)
+        self.assertIsNone(registry.get_sample_value("nanomq_messages_received_total"))
 
 
 class ConfigFileTests(RestCase):
@@ -226,3 +231,52 @@ mqtt { max_mqueue_len = 100 }
         self.assertEqual(len(broker.sessions["keeper"].queue), 1)
         self.assertEqual(len(list(broker.retained.match("keep/#", reactor.seconds()))), 1)
 
+
+    @defer.inlineCallbacks
+    def test_restart_rebuilds_bridges_and_rules_from_the_file(self):
+        yield self.start_from_file()
+        old_rules = self.service.getServiceNamed("rules")
+        old_bridges = self.service.getServiceNamed("bridges")
+        self.assertEqual(len(old_rules.engine), 0)
+        status, body = yield self.call_json("GET", "/bridges")
+        self.assertEqual((status, body["data"]["bridge"]["nodes"]), (200, []))
+        db = os.path.join(os.path.dirname(self.path), "rules.db")
+        new = self.CONF + (
+            f'rules.sqlite {{ path = "{db}"\n'
+            '  rules = [ { table = hits, sql = "SELECT topic, payload FROM \\"sensor/#\\"" } ]'
+            ' }\n'
+            'bridges.mqtt.later {\n  server = "mqtt-tcp://127.0.0.1:1"\n'
+            '  enable = false\n  clientid = "later"\n}\n'
+        )
+        status, body = yield self.call_json("POST", "/config_update", new)
+        self.assertEqual((status, body), (200, {"code": 0}))
+        old_api = self.api
+        status, body = yield self.call_json("POST", "/ctrl/restart")
+        self.assertEqual((status, body), (200, {"code": 0}))
+        yield old_api.restarted
+        yield self.locate(self.service)
+
+        rules = self.service.getServiceNamed("rules")
+        bridges = self.service.getServiceNamed("bridges")
+        self.assertIsNot(rules, old_rules)
+        self.assertIsNot(bridges, old_bridges)
+        self.assertIs(self.service.rules, rules)
+        self.assertIs(self.service.bridges, bridges)
+        self.assertFalse(old_rules.running)
+        self.assertFalse(old_bridges.running)
+        self.assertEqual([r.id for r in rules.engine], [1])
+        self.assertEqual(self.service.broker.message_taps.count(old_rules._tap), 0)
+        # The new API serves the new services.
+        status, body = yield self.call_json("GET", "/rules")
+        self.assertEqual((status, [r["id"] for r in body["data"]]), (200, [1]))
+        status, body = yield self.call_json("GET", "/bridges")
+        self.assertEqual([n["name"] for n in body["data"]["bridge"]["nodes"]], ["later"])
+        # The rule is live: a routed message is written to its table.
+        status, body = yield self.call_json(
+            "POST", "/mqtt/publish", {"topic": "sensor/1", "payload": "after restart"})
+        self.assertEqual((status, body), (200, {"code": 0}))
+        yield rules.flush()
+        connection = sqlite3.connect(db)
+        self.addCleanup(connection.close)
+        rows = connection.execute("SELECT Topic, Payload FROM hits").fetchall()
+        self.assertEqual(rows, [("sensor/1", "after restart")])

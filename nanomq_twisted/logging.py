@@ -1,0 +1,150 @@
+# -*- test-case-name: tests.e2e.test_logging -*-
+"""
+``log { to, level, dir, file, rotation { size, count } }`` on
+``twisted.logger``.
+
+``LogService`` adds one observer per sink in ``log.to`` to the global log
+publisher while it runs, each behind a ``FilteringLogObserver`` that drops
+events below ``log.level``:
+
+- ``file``: ``<dir>/<file>`` through ``twisted.python.logfile.LogFile``,
+  rotated when it reaches ``rotation.size`` bytes and keeping
+  ``rotation.count`` old files (``<file>.1`` is the newest);
+- ``syslog``: ``twisted.python.syslog`` (facility USER, ident ``nanomq``);
+- ``console``: under ``twistd`` (and ``python -m nanomq_twisted``) the
+  console already has twistd's own observer (stdout with ``-n``, else
+  ``--logfile``), which shows every event from info up and is not filtered
+  by ``log.level``; adding a second one would print every line twice.  So
+  ``console`` adds nothing here unless ``LogService(console=True)`` is asked
+  for (an embedding program without twistd).
+- ``uds``: accepted, ignored with a warning.
+
+NanoMQ's levels map onto Twisted's: trace and debug -> debug, info -> info,
+warn -> warn, error -> error, fatal -> critical.  ``set_log_level(name)``
+changes the level of every running ``LogService`` at once; it is what the
+REST ``/reload`` calls (only the level is hot-reloadable, as in NanoMQ).
+"""
+
+import os
+import sys
+
+from twisted.application.service import Service
+from twisted.logger import (
+    FilteringLogObserver,
+    LegacyLogObserverWrapper,
+    LogLevel,
+    LogLevelFilterPredicate,
+    globalLogPublisher,
+    textFileLogObserver,
+)
+from twisted.python.logfile import LogFile
+
+__all__ = ["LEVELS", "LogService", "build_logging", "set_log_level", "twisted_level"]
+
+LEVELS = {
+    "trace": LogLevel.debug,
+    "debug": LogLevel.debug,
+    "info": LogLevel.info,
+    "warn": LogLevel.warn,
+    "error": LogLevel.error,
+    "fatal": LogLevel.critical,
+}
+
+#: Running services, for ``set_log_level``.
+_running = []
+
+
+def twisted_level(name):
+    """The Twisted level for a NanoMQ level word; unknown words mean
+    ``error``, as NanoMQ's parser does."""
+    return LEVELS.get(str(name).lower(), LogLevel.error)
+
+
+def set_log_level(name):
+    """Set the level of every running ``LogService``; returns the Twisted
+    level applied.  For REST ``/reload`` and the SIGHUP path."""
+    level = twisted_level(name)
+    for service in _running:
+        service.set_level(level)
+    return level
+
+
+class LogService(Service):
+    """Attach the configured log sinks while running (module doc)."""
+
+    def __init__(self, log_config, publisher=None, console=False, stdout=None):
+        self.setName("log")
+        self.config = log_config
+        self.publisher = publisher if publisher is not None else globalLogPublisher
+        self.console = console
+        self.stdout = stdout
+        self.predicate = LogLevelFilterPredicate(defaultLogLevel=twisted_level(log_config.level))
+        self.logfile = None
+        self._observers = []
+
+    def set_level(self, level):
+        if isinstance(level, str):
+            level = twisted_level(level)
+        self.predicate.setLogLevelForNamespace(None, level)
+
+    @property
+    def level(self):
+        return self.predicate.logLevelForNamespace(None)
+
+    def _sinks(self):
+        config = self.config
+        sinks = []
+        if "file" in config.to:
+            directory = os.path.abspath(config.dir or ".")
+            os.makedirs(directory, exist_ok=True)
+            self.logfile = LogFile(
+                config.file,
+                directory,
+                rotateLength=config.rotation_size,
+                maxRotatedFiles=config.rotation_count,
+            )
+            sinks.append(textFileLogObserver(self.logfile))
+        if "syslog" in config.to:
+            from twisted.python import syslog
+
+            sinks.append(LegacyLogObserverWrapper(syslog.SyslogObserver("nanomq").emit))
+        if "console" in config.to and self.console:
+            sinks.append(textFileLogObserver(self.stdout or sys.stdout))
+        return sinks
+
+    def privilegedStartService(self):
+        # Before the other services' privileged start (the store restoring,
+        # listeners binding) so that what they log reaches the file.
+        super().privilegedStartService()
+        self._attach()
+
+    def startService(self):
+        super().startService()
+        self._attach()
+
+    def _attach(self):
+        if self in _running:
+            return
+        for sink in self._sinks():
+            observer = FilteringLogObserver(sink, [self.predicate])
+            self.publisher.addObserver(observer)
+            self._observers.append(observer)
+        _running.append(self)
+
+    def stopService(self):
+        super().stopService()
+        if self in _running:
+            _running.remove(self)
+        for observer in self._observers:
+            self.publisher.removeObserver(observer)
+        self._observers = []
+        logfile, self.logfile = self.logfile, None
+        if logfile is not None:
+            logfile.close()
+
+
+def build_logging(config, root):
+    """Add a ``LogService`` for ``config.log`` to ``root``."""
+    service = LogService(config.log)
+    service.setServiceParent(root)
+    return service
