@@ -69,6 +69,8 @@ class MqttConfig:
     max_awaiting_rel: float = 10.0
     await_rel_timeout: float = 10.0
     batch_resend: bool = False
+    #: Our key: the largest keepalive (s) a client may use; 0 = no limit.
+    max_keepalive: int = 0
 
 
 @dataclass(frozen=True)

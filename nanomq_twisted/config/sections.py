@@ -114,6 +114,7 @@ def build_mqtt(node: Node | None) -> MqttConfig:
         max_awaiting_rel=node.duration("max_awaiting_rel", d.max_awaiting_rel),
         await_rel_timeout=node.duration("await_rel_timeout", d.await_rel_timeout),
         batch_resend=node.boolean("batch_resend", d.batch_resend),
+        max_keepalive=node.integer("max_keepalive", d.max_keepalive, maximum=65535),
     )
     if cfg.retry_interval <= 0:
         raise node.error("retry_interval", f"expected a duration > 0, got {cfg.retry_interval}")

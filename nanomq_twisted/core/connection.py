@@ -63,6 +63,7 @@ class ClientConnection:
         self.client_id = None
         self.username = None
         self.keepalive = 0
+        self.server_keepalive = None
         self.clean_start = True
         self.session = None
         self.will = None
@@ -223,6 +224,13 @@ class ClientConnection:
         self.v5 = self.level == MQTT_5
         props = connect.properties
         self.keepalive = connect.keepalive
+        # A 5.0 server may impose its own keepalive with Server Keep Alive
+        # in CONNACK [MQTT-3.2.2-21]; ``mqtt.max_keepalive`` caps it (a
+        # client asking for 0, "never", gets the cap too).
+        limit = self.broker.config.max_keepalive
+        self.server_keepalive = None
+        if self.v5 and limit and (self.keepalive == 0 or self.keepalive > limit):
+            self.keepalive = self.server_keepalive = limit
         self.clean_start = connect.clean_start
         # A TLS listener's use_identity_as_username: the certificate's CN.
         identity = getattr(self.sink, "tls_identity", None)
@@ -302,6 +310,8 @@ class ClientConnection:
             if cfg.max_topic_alias:
                 props["topic_alias_maximum"] = min(cfg.max_topic_alias, 65535)
             props["maximum_packet_size"] = cfg.max_packet_size
+            if self.server_keepalive is not None:
+                props["server_keep_alive"] = self.server_keepalive
         self.send(Connack(session_present, rc.SUCCESS, props))
         self.broker.on_connected(self, now)
         self.session.resend_inflight(now)

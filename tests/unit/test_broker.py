@@ -496,3 +496,31 @@ class OutboundTopicAliasTests(SynchronousTestCase):
             bytes(small.sink.data),
             P.publish("t/big", b"ok", level=5, properties=P.props(P.p_u16(35, 1))),
         )
+
+
+class ServerKeepAliveTests(SynchronousTestCase):
+    """``mqtt.max_keepalive`` is announced as Server Keep Alive to 5.0
+    clients asking for more (or for none) and is then the keepalive the
+    broker enforces [MQTT-3.2.2-21]."""
+
+    def setUp(self):
+        self.broker = make_broker("mqtt { max_keepalive = 30 }")
+
+    def test_zero_keepalive_gets_server_keepalive(self):
+        peer = Peer(self.broker, "c", level=5, keepalive=0)
+        self.assertEqual(peer.connect()[0].properties.get("server_keep_alive"), 30)
+        self.assertEqual(peer.conn.keepalive_timeout, 30 * 1.5)
+
+    def test_larger_keepalive_is_capped(self):
+        peer = Peer(self.broker, "c", level=5, keepalive=600)
+        self.assertEqual(peer.connect()[0].properties.get("server_keep_alive"), 30)
+
+    def test_smaller_keepalive_is_kept(self):
+        peer = Peer(self.broker, "c", level=5, keepalive=10)
+        self.assertNotIn("server_keep_alive", peer.connect()[0].properties)
+        self.assertEqual(peer.conn.keepalive, 10)
+
+    def test_v311_keepalive_is_never_overridden(self):
+        peer = Peer(self.broker, "c", level=4, keepalive=600)
+        peer.connect()
+        self.assertEqual(peer.conn.keepalive, 600)
