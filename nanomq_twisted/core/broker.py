@@ -20,6 +20,7 @@ from .message import Message
 from .metrics import Stats
 from .retain import RetainStore
 from .session import Inflight, Session, Subscription
+from .shared import shared_leftovers
 from .store import NullStore
 from .subscriptions import SubscriptionTrie
 from .sys_topics import client_offline_payload, client_online_payload
@@ -203,10 +204,13 @@ class Broker:
             # The session ends before the will delay: send it now [MQTT-3.1.3-9].
             self._will_now(session, now)
         session.cancel_timers()
+        leftovers = shared_leftovers(session)
         for topic_filter in list(session.subscriptions):
             self.subscriptions.remove(session.client_id, topic_filter)
         session.subscriptions.clear()
         session.clear_messages()
+        for group_key, message in leftovers:
+            self._redispatch_shared(group_key, message, now)
         if session.durable:
             session.durable = False
             self.store.session_deleted(session.client_id)
@@ -373,7 +377,7 @@ class Broker:
     def _deliver_shared(self, group_key, members, message, now):
         """Round robin over a share group's members, skipping those that
         are offline or congested; QoS 1/2 falls back to an offline member's
-        queue when nobody is online [MQTT-4.8.2-?]."""
+        queue when nobody is online (it gets them when it reconnects)."""
         count = len(members)
         start = self._shared_cursor.get(group_key, 0)
         sessions = self.sessions
@@ -396,6 +400,18 @@ class Broker:
             self._deliver_one(fallback[0], fallback[1], message, now)
         else:
             self.stats.dropped += 1
+
+    def _redispatch_shared(self, group_key, message, now):
+        """Hand a message an ended member never finished to another member
+        of its share group [MQTT-4.8.2-5]; dropped if the group is empty."""
+        if message.expired(now):
+            self.stats.dropped_expired += 1
+            return
+        for key, members in self.subscriptions.match(message.topic).shared:
+            if key == group_key:
+                self._deliver_shared(key, members, message, now)
+                return
+        self.stats.dropped += 1
 
     @staticmethod
     def _deliver_one(session, sub, message, now):

@@ -524,3 +524,55 @@ class ServerKeepAliveTests(SynchronousTestCase):
         peer = Peer(self.broker, "c", level=4, keepalive=600)
         peer.connect()
         self.assertEqual(peer.conn.keepalive, 600)
+
+
+class SharedRedispatchTests(SynchronousTestCase):
+    """A share-group member whose session ends with unacknowledged QoS 1/2
+    messages: they go to another member [MQTT-4.8.2-5]."""
+
+    def setUp(self):
+        self.broker = make_broker()
+        self.a = Peer(self.broker, "a", level=5)  # session expiry 0
+        self.a.connect()
+        self.a.subscribe("$share/g/job/+", 1)
+        self.b = Peer(self.broker, "b", level=5)
+        self.b.connect()
+        self.b.subscribe("$share/g/job/+", 1)
+        self.pub = Peer(self.broker, "pub")
+        self.pub.connect()
+
+    def test_unacked_message_goes_to_another_member_when_session_ends(self):
+        self.pub.publish("job/1", b"work", qos=1)
+        got_a = publishes(self.a.received())
+        self.assertEqual([p.payload for p in got_a], [b"work"])
+        self.assertEqual(publishes(self.b.received()), [])
+        self.a.lost(now=1.0)  # no PUBACK; expiry 0 ends the session
+        got_b = publishes(self.b.received())
+        self.assertEqual([(p.topic, p.payload, p.qos) for p in got_b], [("job/1", b"work", 1)])
+
+    def test_acknowledged_message_is_not_redispatched(self):
+        self.pub.publish("job/1", b"work", qos=1)
+        (publish,) = publishes(self.a.received())
+        self.a.send(Puback(publish.packet_id))
+        self.a.lost(now=1.0)
+        self.assertEqual(publishes(self.b.received()), [])
+
+    def test_plain_overlapping_subscription_keeps_its_message(self):
+        self.a.subscribe("job/#", 1)
+        self.pub.publish("job/1", b"work", qos=1)
+        self.a.received()
+        self.b.received()
+        self.a.lost(now=1.0)
+        self.assertEqual(publishes(self.b.received()), [])
+
+    def test_persistent_member_keeps_its_message_while_offline(self):
+        c = Peer(self.broker, "c", level=4, clean=False)
+        c.connect()
+        c.subscribe("$share/h/job/+", 1)
+        d = Peer(self.broker, "d")
+        d.connect()
+        d.subscribe("$share/h/job/+", 1)
+        self.pub.publish("job/2", b"w2", qos=1)
+        self.assertEqual(len(publishes(c.received())), 1)
+        c.lost(now=1.0)  # the session lives on: delivery completes on reconnect
+        self.assertEqual(publishes(d.received()), [])
