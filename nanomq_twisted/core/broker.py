@@ -356,7 +356,7 @@ class Broker:
                 sub = subs[0]
                 if sub.no_local and client_id == sender:
                     continue  # [MQTT-3.8.3-3]
-                qos = sub.qos if sub.qos < msg_qos else msg_qos
+                qos = sub.qos if sub.qos < msg_qos else msg_qos  # noqa: FURB136 (no call: hot path)
                 retain = msg_retain and sub.retain_as_published
                 sub_ids = None if sub.identifier is None else (sub.identifier,)
             else:
@@ -415,7 +415,7 @@ class Broker:
 
     @staticmethod
     def _deliver_one(session, sub, message, now):
-        qos = sub.qos if sub.qos < message.qos else message.qos
+        qos = sub.qos if sub.qos < message.qos else message.qos  # noqa: FURB136
         retain = message.retain and sub.retain_as_published
         sub_ids = None if sub.identifier is None else (sub.identifier,)
         session.deliver(message, qos, retain, sub_ids, now)

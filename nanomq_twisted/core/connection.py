@@ -17,10 +17,10 @@ from ..mqtt import reason_codes as rc
 from ..mqtt.codec import encode
 from ..mqtt.errors import MqttError, ProtocolError
 from ..mqtt.packets import (
-    MQTT_5,
     AUTH,
     CONNECT,
     DISCONNECT,
+    MQTT_5,
     PINGREQ,
     PUBACK,
     PUBCOMP,
@@ -164,7 +164,7 @@ class ClientConnection:
                 raise ProtocolError("AUTH without an authentication method")
             else:
                 # CONNECT twice [MQTT-3.1.0-2] or a server-only packet.
-                raise ProtocolError("unexpected packet type %d" % (ptype,))
+                raise ProtocolError(f"unexpected packet type {ptype}")
         elif state == NEW:
             if packet.type != CONNECT:
                 raise ProtocolError("first packet must be CONNECT [MQTT-3.1.0-1]")
@@ -435,7 +435,7 @@ class ClientConnection:
         """ACL said no: 0x87 in the ack for 5.0, silence for 3.1.1, or a
         disconnect, per ``auth.deny_action`` (see docs/compatibility.md)."""
         if self.broker.deny_action == "disconnect":
-            raise MqttError(rc.NOT_AUTHORIZED, "publish to %r denied" % (packet.topic,))
+            raise MqttError(rc.NOT_AUTHORIZED, f"publish to {packet.topic!r} denied")
         if packet.qos == 1:
             self.send(Puback(packet.packet_id, rc.NOT_AUTHORIZED if self.v5 else 0))
         elif packet.qos == 2:
@@ -479,9 +479,7 @@ class ClientConnection:
             if not validate_topic_filter(topic_filter):
                 codes.append(rc.TOPIC_FILTER_INVALID if self.v5 else failure)
                 continue
-            is_shared = topic_filter.startswith("$share/") or topic_filter.startswith(
-                "$queue/"
-            )
+            is_shared = topic_filter.startswith(("$share/", "$queue/"))
             if is_shared and option.no_local:
                 # [MQTT-3.8.3-4]
                 raise ProtocolError("No Local on a shared subscription")

@@ -30,13 +30,13 @@ class Subscription:
 
     __slots__ = (
         "client_id",
-        "topic_filter",
-        "qos",
+        "identifier",
         "no_local",
+        "qos",
         "retain_as_published",
         "retain_handling",
-        "identifier",
         "share_group",
+        "topic_filter",
     )
 
     def __init__(
@@ -64,7 +64,13 @@ class Inflight:
     """One outbound QoS 1/2 message awaiting its acknowledgement."""
 
     __slots__ = (
-        "message", "qos", "retain", "sub_ids", "awaiting_pubcomp", "sent_at", "seq"
+        "awaiting_pubcomp",
+        "message",
+        "qos",
+        "retain",
+        "sent_at",
+        "seq",
+        "sub_ids"
     )
 
     def __init__(self, message, qos, retain, sub_ids, sent_at, seq=None):

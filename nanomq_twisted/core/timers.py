@@ -21,7 +21,7 @@ import itertools
 class TimerHandle:
     """A scheduled call; ``cancel()`` it to make it a no-op."""
 
-    __slots__ = ("when", "fn", "args", "cancelled")
+    __slots__ = ("args", "cancelled", "fn", "when")
 
     def __init__(self, when, fn, args):
         self.when = when

@@ -24,6 +24,13 @@ marked congested: the core then drops QoS 0 and queues QoS 1/2 for this
 client (bounded by ``max_mqueue_len``), counting both, so one stuck
 subscriber never stalls the broker or grows memory without bound.
 ``resumeProducing`` clears the state and drains the session's queue.
+
+Connection limit (``max_connections`` of a tcp/ssl listener, 0 = none):
+the factory counts its open connections.  One accepted while the listener
+is at its limit is marked ``over_limit``: its CONNECT is answered with
+CONNACK 0x97 "Quota exceeded" (v5) or 0x03 "Server unavailable" (3.x) and
+the connection is closed; it never reaches the core.  Until it sends
+CONNECT it is bounded by the CONNECT timeout like any other.
 """
 
 from twisted.internet.interfaces import IPushProducer
@@ -34,6 +41,7 @@ from zope.interface import implementer
 from ..core.connection import AUTHENTICATING, CONNECTED, NEW, ClientConnection
 from ..mqtt.codec import Decoder
 from ..mqtt.errors import MqttError
+from ..mqtt.packets import CONNECT, MQTT_5
 
 #: A client must send CONNECT within this many seconds of connecting.
 CONNECT_TIMEOUT = 10.0
@@ -55,6 +63,8 @@ class MQTTServerProtocol(Protocol):
         self.listener = listener
         self.connect_timeout = connect_timeout
         self.congested = False
+        #: Accepted while the listener was at ``max_connections``.
+        self.over_limit = False
         self._paused = False
         self._paused_bytes = 0
         self.conn = None
@@ -63,6 +73,7 @@ class MQTTServerProtocol(Protocol):
         self._keepalive_call = None
         self._connect_call = None
         self._closing = False
+        self._counted = False
         #: The client certificate's CN when the TLS listener has
         #: ``use_identity_as_username`` (set before ``makeConnection``);
         #: the core uses it as the user name.
@@ -93,13 +104,16 @@ class MQTTServerProtocol(Protocol):
         receive = conn.receive
         try:
             for packet in self.decoder.feed(data):
+                if self.over_limit and packet.type == CONNECT:
+                    self._refuse_over_limit(packet)
+                    return
                 receive(packet, now)
                 if self._closing:
                     return
         except MqttError as error:
             self._protocol_error(error, now)
             return
-        except Exception:
+        except Exception:  # noqa: BLE001 -- logged with its traceback, then 0x80
             self._log.failure(
                 "Internal error handling a packet from {peer}", peer=self.conn.peer
             )
@@ -116,6 +130,10 @@ class MQTTServerProtocol(Protocol):
 
     def connectionLost(self, reason):
         self._closing = True
+        factory = getattr(self, "factory", None)
+        if factory is not None and self._counted:
+            self._counted = False
+            factory.open_connections -= 1
         for name in ("_keepalive_call", "_connect_call"):
             call = getattr(self, name)
             if call is not None and call.active():
@@ -154,6 +172,18 @@ class MQTTServerProtocol(Protocol):
             # [MQTT-3.1.2-2]: 3.1.1 CONNACK "unacceptable protocol level".
             self.transport.write(b"\x20\x02\x00\x01")
         conn.server_disconnect(error.reason_code, now, error.message)
+        self.close()
+
+    def _refuse_over_limit(self, connect):
+        """``max_connections`` reached: CONNACK 0x97 (v5) / 0x03 (3.x)."""
+        self._log.info(
+            "Refusing {peer}: listener {listener} is at max_connections",
+            peer=self.conn.peer, listener=self.listener,
+        )
+        if connect.protocol_level == MQTT_5:
+            self.transport.write(b"\x20\x03\x00\x97\x00")
+        else:
+            self.transport.write(b"\x20\x02\x00\x03")
         self.close()
 
     # -- timers ------------------------------------------------------------
@@ -203,14 +233,30 @@ class MQTTServerProtocol(Protocol):
 
 
 class MQTTServerFactory(Factory):
-    """Builds ``MQTTServerProtocol``s that share one broker."""
+    """Builds ``MQTTServerProtocol``s that share one broker.
 
-    def __init__(self, broker, clock, listener="default"):
+    ``max_connections`` (0 = unlimited) caps the connections open at once
+    on this listener (see the module docstring); ``connect_timeout`` is the
+    CONNECT deadline of its connections.
+    """
+
+    connect_timeout = CONNECT_TIMEOUT
+
+    def __init__(self, broker, clock, listener="default", max_connections=0):
         self.broker = broker
         self.clock = clock
         self.listener = listener
+        self.max_connections = max_connections
+        self.open_connections = 0
 
     def buildProtocol(self, addr):
-        protocol = MQTTServerProtocol(self.broker, self.clock, self.listener)
+        protocol = MQTTServerProtocol(self.broker, self.clock, self.listener,
+                                      self.connect_timeout)
         protocol.factory = self
+        limit = self.max_connections
+        if limit and self.open_connections >= limit:
+            protocol.over_limit = True
+        else:
+            protocol._counted = True
+            self.open_connections += 1
         return protocol
