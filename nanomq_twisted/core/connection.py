@@ -378,6 +378,7 @@ class ClientConnection:
             now,
             self.client_id,
             self.username,
+            packet.packet_id,
         )
         raw = packet.raw
         # Forward the received bytes only when they are exactly what we would

@@ -53,6 +53,7 @@ class Message:
         "_variants",
         "created",
         "expiry_at",
+        "packet_id",
         "payload",
         "properties",
         "qos",
@@ -72,6 +73,7 @@ class Message:
         now=0.0,
         sender=None,
         username=None,
+        packet_id=None,
     ):
         self.topic = topic
         self.payload = payload
@@ -80,6 +82,8 @@ class Message:
         self.properties = properties
         self.sender = sender
         self.username = username
+        #: The publisher's packet id (rule SQL's ``id``); None for QoS 0.
+        self.packet_id = packet_id
         self.created = now
         expiry = properties.get("message_expiry_interval") if properties else None
         self.expiry_at = None if expiry is None else now + expiry

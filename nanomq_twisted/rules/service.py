@@ -218,7 +218,7 @@ class RulesService(MultiService):
         if not rules:
             return
         sender = message.sender
-        event = Event(message.topic, message.payload, message.qos, 0, sender,
+        event = Event(message.topic, message.payload, message.qos, message.packet_id, sender,
                       message.username, now, lambda: self._lookup(sender))
         actions = self.actions
         for rule in rules:

@@ -92,6 +92,36 @@ class SqliteRuleTests(TestCase):
         self.assertEqual(rules.stats()["sqlite " + path]["written"], 2)
 
 
+class PacketIdFieldTests(TestCase):
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def test_id_is_the_publish_packet_id(self):
+        """Rule SQL's ``id`` is the publisher's packet id (0 for QoS 0)."""
+        path = self.mktemp() + ".db"
+        sql = 'SELECT id, qos FROM "pid/#"'
+        conf = f'rules.sqlite {{ path = "{path}"\n  rules = [ {{ table = ids, sql = {json.dumps(sql)} }} ] }}\n'
+        running = yield start_broker(self, conf)
+        rules = running.service.getServiceNamed("rules")
+        sent = []
+
+        def scenario(clients):
+            pub = clients("pub-ids")
+            pub.connect()
+            for qos in (1, 1, 0):
+                sent.append((pub.publish("pid/x", b"p", qos=qos).mid, qos))
+            pub.disconnect()
+
+        yield in_thread(scenario, Clients(self, running.port))
+        yield rules.flush()
+        db = sqlite3.connect(path)
+        self.addCleanup(db.close)
+        rows = db.execute("SELECT Id, Qos FROM ids ORDER BY RowId").fetchall()
+        expected = [(mid if qos else 0, qos) for mid, qos in sent]
+        self.assertEqual(rows, expected)
+        self.assertNotEqual(rows[0][0], 0)
+
+
 class RepubRuleTests(TestCase):
     timeout = 60
 
