@@ -10,12 +10,16 @@ them, with ``Message.sender`` set to the bridge's internal id so that they
 are never forwarded back by *this* bridge (NanoMQ has no such guard;
 other bridges still forward them, as NanoMQ does).  The connection itself
 is a Twisted ``ClientService`` that reconnects forever with an
-exponential, jittered back-off capped at ``backoff_max``.
+exponential, jittered back-off capped at ``backoff_max``; with
+``hybrid_bridging`` its endpoint (`HybridEndpoint`) dials the next of
+``[server] + hybrid_servers`` at every attempt.
 
 One connection per bridge: NanoMQ's ``max_parallel_processes`` sizes its
 downward work contexts, not connections, and several connections sharing
 the upward load would reorder QoS 1/2 messages (and need distinct client
-ids); it is kept for REST display only (docs/compatibility.md).
+ids); it is kept for REST display only (docs/compatibility.md).  The queue
+and in-flight state live in `session.BridgeSession`, the one object a
+persistent queue would have to replace.
 """
 
 import random
@@ -450,22 +454,18 @@ class BridgeService(Service):
 
     def _start_client(self):
         config = self.bridge.config
-        try:
-            endpoint = self.endpoint_factory(self.reactor, config)
-        except Exception:  # noqa: BLE001 -- logged; this bridge stays down
-            self._log.failure("Bridge {name}: cannot set up {server}", name=config.name,
-                              server=config.server)
-            return
         configs = server_configs(config)
-        if len(configs) > 1:
-            try:
+        try:
+            if len(configs) > 1:
                 endpoint = HybridEndpoint(self.reactor, self.bridge, configs, self.endpoint_factory)
-            except Exception:  # noqa: BLE001 -- logged; this bridge stays down
-                self._log.failure("Bridge {name}: cannot set up its hybrid_servers",
-                                  name=config.name)
-                return
-        else:
-            self.bridge.dialing(config)
+            else:
+                endpoint = self.endpoint_factory(self.reactor, config)
+                self.bridge.dialing(config)
+        except Exception:  # noqa: BLE001 -- logged; this bridge stays down
+            self._log.failure("Bridge {name}: cannot set up {servers}", name=config.name,
+                              servers=", ".join(c.server for c in configs))
+            self.bridge.detach()
+            return
         self.endpoint = endpoint
         self.bridge.attach()
         self.client = ClientService(
@@ -476,9 +476,10 @@ class BridgeService(Service):
         )
         self.client.startService()
 
-    def _stop_client(self):
+    def _stop_client(self, detach=True):
         client, self.client = self.client, None
-        self.bridge.detach()
+        if detach:
+            self.bridge.detach()
         if client is None:
             return defer.succeed(None)
         proto = self.bridge.protocol
@@ -497,12 +498,18 @@ class BridgeService(Service):
 
     @defer.inlineCallbacks
     def reconfigure(self, config):
-        """Replace the configuration and reconnect with it (REST PUT)."""
-        yield self._stop_client()
+        """Replace the configuration and reconnect with it (REST PUT).
+
+        The bridge keeps seeing local messages while it reconnects, so
+        QoS 1/2 forwards published meanwhile wait in its offline queue
+        (``max_send_queue_len``) instead of being missed."""
+        yield self._stop_client(detach=False)
         self.bridge.reconfigure(config)
         self.enabled = config.enable
         if self.running and self.enabled:
             self._start_client()
+        else:
+            self.bridge.detach()
 
     @defer.inlineCallbacks
     def switch(self, on):

@@ -546,7 +546,23 @@ class QuicClientProtocol(DatagramProtocol):
         pass  # ICMP: QUIC retransmits, then the idle timeout ends it
 
     def _send(self, data, addr):
-        self.transport.write(data)
+        if self.transport is not None:
+            self.transport.write(data)
+
+    def stopProtocol(self):
+        # Under epoll an ICMP error on the connected UDP socket (nothing
+        # listens on the server's port) is reported as a hang-up and the
+        # reactor closes the port: end the connection (attempt) now.
+        if self.session.terminated:
+            return  # closing it ourselves
+        pending, self._pending_connect = self._pending_connect, False
+        self.session.abort("UDP port closed")
+        if pending:
+            self.connected.errback(
+                error.ConnectError(string=f"QUIC: {self.address[0]}:{self.address[1]} unreachable")
+            )
+        if not self.terminated.called:
+            self.terminated.callback(None)
 
     def _opened(self, protocol):
         self._pending_connect = False

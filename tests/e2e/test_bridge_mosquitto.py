@@ -5,9 +5,12 @@ properties, the 3.1.1 bridge bit, TLS, and fault tests (the remote stopped
 in the middle of a stream, then restarted on the same port).
 """
 
+import base64
+import json
 import os
 import socket
 import threading
+import time
 
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -17,7 +20,7 @@ from twisted.trial.unittest import TestCase
 from nanomq_twisted.bridge.service import sender_id
 
 from .mosquitto import MOSQUITTO, Mosquitto, make_certificates, wait_for
-from .support import TIMEOUT, Clients, in_thread, start_broker
+from .support import Clients, in_thread, start_broker
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -49,6 +52,20 @@ def user_props(packet_type=PacketTypes.PUBLISH, **pairs):
     return props
 
 
+def stream(client, count, qos, timeout=30.0):
+    """Connect ``client`` and publish ``s/0`` .. ``s/<count-1>`` (payload
+    the number); return once the local broker acknowledged them all
+    (bounded by ``timeout`` overall, so a failed test never hangs here)."""
+    client.paho.max_inflight_messages_set(100)
+    client.connect()
+    infos = [client.paho.publish(f"s/{i}", str(i).encode(), qos) for i in range(count)]
+    deadline = time.monotonic() + timeout
+    for info in infos:
+        info.wait_for_publish(max(0.01, deadline - time.monotonic()))
+        if not info.is_published():
+            raise AssertionError(f"message {info.mid} not acknowledged in {timeout}s")
+
+
 class Collector:
     """Thread-safe record of the payloads a paho client receives."""
 
@@ -78,13 +95,15 @@ class BridgeE2E(TestCase):
             raise self.skipTest("mosquitto is not installed (apt-get install mosquitto)")
 
     @defer.inlineCallbacks
-    def bridged(self, body, proto_ver=4, tls=None, persistence=False, scheme="mqtt-tcp"):
-        """Start mosquitto, then our broker bridged to it; wait until the
-        bridge's SUBSCRIBE has been acknowledged."""
+    def bridged(self, body, proto_ver=4, tls=None, persistence=False, scheme="mqtt-tcp",
+                extra=""):
+        """Start mosquitto, then our broker bridged to it (``extra``: more
+        broker configuration); wait until the bridge's SUBSCRIBE has been
+        acknowledged."""
         self.remote = Mosquitto(self, tls=tls, persistence=persistence)
         yield self.remote.start()
         server = f"{scheme}://127.0.0.1:{self.remote.port}"
-        conf = bridge_conf(server, f"proto_ver = {proto_ver}\n{body}")
+        conf = bridge_conf(server, f"proto_ver = {proto_ver}\n{body}") + extra
         self.local = yield start_broker(self, conf)
         self.bridge = self.local.service.getServiceNamed("bridges").get("up").bridge
         yield self.wait_ready()
@@ -201,10 +220,17 @@ class BridgeE2E(TestCase):
     # -- fault tests --------------------------------------------------------
 
     @defer.inlineCallbacks
-    def stream_through_restart(self, qos, count, body):
+    def stream_through_restart(self, qos, count, body, offline_subscriber=False):
         """Publish ``count`` messages locally while the remote is stopped
         mid-stream and restarted; return the payloads a persistent remote
-        subscriber received."""
+        subscriber received.
+
+        With ``offline_subscriber`` the subscriber disconnects before the
+        stream (Mosquitto queues everything for its session) and comes
+        back once the bridge has handed every message over: what it gets
+        then shows what crossed the bridge, without Mosquitto's own replay
+        of the messages it was delivering to a connected subscriber when
+        it stopped (Mosquitto 2.0 resends that window after a restart)."""
         yield self.bridged(body, proto_ver=4, persistence=True)
         remote = self.remote_clients("fault-sub", 4, clean=False)
         collector = Collector(remote)
@@ -213,39 +239,62 @@ class BridgeE2E(TestCase):
             remote.paho.reconnect_delay_set(0.05, 0.2)
             remote.connect()
             remote.subscribe("s/#", qos)
+            if offline_subscriber:
+                remote.disconnect()
 
         yield in_thread(subscribe)
         local = self.local_clients("fault-pub", 4)
-
-        def publish_all():
-            local.paho.max_inflight_messages_set(100)
-            local.connect()
-            infos = [local.paho.publish(f"s/{i}", str(i).encode(), qos) for i in range(count)]
-            for info in infos:
-                info.wait_for_publish(TIMEOUT)
-
-        publishing = in_thread(publish_all)
-        yield wait_for(lambda: len(collector) >= count // 5, what="the stream to start")
+        stats = self.bridge.stats
+        session = self.bridge.session
+        started = self.reactor_seconds()
+        publishing = in_thread(stream, local, count, qos)
+        if offline_subscriber:
+            yield wait_for(lambda: stats.sent >= count // 5, what="the stream to start")
+        else:
+            yield wait_for(lambda: len(collector) >= count // 5, what="the stream to start")
         yield self.remote.stop()
-        yield wait_for(lambda: not self.bridge.stats.connected, what="the bridge to notice")
+        yield wait_for(lambda: not stats.connected, what="the bridge to notice")
+        self.stopped_at = stats.sent
         yield publishing
         yield self.remote.start()
-        yield wait_for(
-            lambda: len(set(collector.snapshot())) >= count,
-            timeout=20,
-            what="every message to arrive",
-        )
+        if offline_subscriber:
+            yield wait_for(
+                lambda: stats.connected and not session.queue and not session.inflight,
+                timeout=20,
+                what="the bridge to hand every message over",
+            )
+            remote = self.remote_clients("fault-sub", 4, clean=False)
+            collector = Collector(remote)
+            yield in_thread(remote.connect)
+        try:
+            yield wait_for(
+                lambda: len(set(collector.snapshot())) >= count,
+                timeout=20,
+                what="every message to arrive",
+            )
+        except AssertionError as e:
+            got = collector.snapshot()
+            raise AssertionError(
+                f"{e}: {len(got)} received, {len(set(got))} distinct, bridge {stats.as_dict()}"
+            ) from None
+        self.elapsed = self.reactor_seconds() - started
         return collector.snapshot()
+
+    @staticmethod
+    def reactor_seconds():
+        from twisted.internet import reactor
+
+        return reactor.seconds()
 
     @defer.inlineCallbacks
     def test_qos1_stream_survives_remote_restart(self):
-        count = 2000
+        count = 10000
         received = yield self.stream_through_restart(
             1,
             count,
             """
             forwards = [ { local_topic = "s/#", remote_topic = "" } ]
-            max_send_queue_len = 5000
+            max_send_queue_len = 20000
             """,
         )
         self.assertEqual(set(received), set(range(count)))
@@ -255,22 +304,23 @@ class BridgeE2E(TestCase):
     def test_qos2_stream_in_order(self):
         # clean_start = false: Mosquitto (with persistence) keeps the
         # bridge's session, so the in-flight messages are resent with their
-        # packet ids and Mosquitto de-duplicates them.  Its own restart may
-        # still replay a window of messages to the *subscriber* (the
-        # mosquitto -> paho leg), so order is checked on first arrivals.
-        count = 1000
+        # packet ids (PUBREL for those already PUBREC'd) and Mosquitto
+        # de-duplicates them: every message crosses the bridge exactly
+        # once, in order.
+        count = 10000
         received = yield self.stream_through_restart(
             2,
             count,
             """
             clean_start = false
             forwards = [ { local_topic = "s/#", remote_topic = "" } ]
-            max_send_queue_len = 5000
+            max_send_queue_len = 20000
             """,
+            offline_subscriber=True,
         )
-        seen = set()
-        first = [x for x in received if not (x in seen or seen.add(x))]
-        self.assertEqual(first, list(range(count)))
+        self.assertEqual(len(received), count)
+        self.assertEqual(received, list(range(count)))
+        self.assertEqual(self.bridge.stats.dropped, 0)
 
     @defer.inlineCallbacks
     def test_queue_overflow_counted(self):
@@ -307,6 +357,98 @@ class BridgeE2E(TestCase):
         yield self.remote.start()
         yield wait_for(lambda: len(collector) >= 10, what="the queue to drain")
         self.assertEqual(collector.snapshot(), list(range(40, 50)))
+
+    # -- REST reconfiguration while traffic flows ----------------------------
+
+    @defer.inlineCallbacks
+    def rest(self, method, path, body):
+        import treq
+        from twisted.internet import reactor
+        from twisted.web.client import HTTPConnectionPool
+
+        port = getattr(self, "http_port", None)
+        if port is None:
+            listeners = self.local.service.getServiceNamed("listeners")
+            port = (yield listeners.getServiceNamed("http").listening).getHost().port
+            self.http_port = port
+        pool = HTTPConnectionPool(reactor, persistent=False)
+        response = yield treq.request(
+            method,
+            f"http://127.0.0.1:{port}/api/v4{path}",
+            headers={b"Authorization": [b"Basic " + base64.b64encode(b"admin:public")]},
+            data=json.dumps(body).encode("utf-8"),
+            pool=pool,
+        )
+        content = yield response.content()
+        return response.code, json.loads(content)
+
+    @defer.inlineCallbacks
+    def test_rest_reconfigure_while_streaming(self):
+        # PUT /bridges/up (new forwards, reconnect) and POST /bridges/sub/up
+        # (new remote subscription, no reconnect) while a local publisher
+        # streams QoS 1: the offline queue covers the reconnect, so every
+        # message arrives, and the new forwards and subscription work.
+        count = 10000
+        forwards = '[ { local_topic = "s/#", remote_topic = "" } ]'
+        yield self.bridged(
+            f"forwards = {forwards}\nmax_send_queue_len = 20000\n",
+            extra='http_server { port = 0, ip_addr = "127.0.0.1" }\n',
+        )
+        remote = self.remote_clients("rest-sub", 4)
+        collector = Collector(remote)
+        local = self.local_clients("rest-pub", 4)
+        local_sub = self.local_clients("rest-local-sub", 4)
+
+        def setup():
+            remote.connect()
+            remote.subscribe("s/#", 1)
+            local_sub.connect()
+            local_sub.subscribe("down/#", 1)
+
+        yield in_thread(setup)
+
+        publishing = in_thread(stream, local, count, 1)
+        yield wait_for(lambda: len(collector) >= count // 10, what="the stream to start")
+        status, body = yield self.rest("PUT", "/bridges/up", {"up": {
+            "server": f"mqtt-tcp://127.0.0.1:{self.remote.port}",
+            "proto_ver": 4,
+            "clientid": "edge1",
+            "keepalive": "30s",
+            "max_send_queue_len": 20000,
+            "forwards": [
+                {"local_topic": "s/#", "remote_topic": ""},
+                {"local_topic": "new/#", "remote_topic": "", "prefix": "fwd/", "qos": 1},
+            ],
+        }})
+        self.assertEqual((status, body), (200, {"code": 0}))
+        yield self.wait_ready()
+        status, body = yield self.rest("POST", "/bridges/sub/up", {"data": {"subscription": [
+            {"remote_topic": "down/#", "local_topic": "", "qos": 1},
+        ]}})
+        self.assertEqual((status, body), (200, {"code": 0}))
+        yield self.wait_ready()  # the SUBACK
+        self.assertFalse(publishing.called, "the stream ended before the changes")
+        yield publishing
+        yield wait_for(
+            lambda: len(set(collector.snapshot())) >= count,
+            timeout=20,
+            what="every message to arrive",
+        )
+        self.assertEqual(set(collector.snapshot()), set(range(count)))
+        stats = self.bridge.stats
+        self.assertEqual((stats.connects, stats.dropped), (2, 0))
+
+        def new_rules():
+            check = self.remote_clients("rest-check", 4)
+            check.connect()
+            check.subscribe("fwd/#", 1)
+            local.publish("new/x", b"n", 0)
+            message = check.expect()
+            self.assertEqual((message.topic, message.qos), ("fwd/new/x", 1))
+            check.publish("down/y", b"d", 1)
+            self.assertEqual(local_sub.expect().topic, "down/y")
+
+        yield in_thread(new_rules)
 
     # -- the shipped example --------------------------------------------------
 
@@ -479,3 +621,38 @@ class QuicBridgeE2E(TestCase):
         self.assertEqual(message.topic, "telemetry/queued")
         yield in_thread(flow, 2)
         self.assertEqual(bridge.stats.dropped, 0)
+
+    @defer.inlineCallbacks
+    def test_silent_quic_server_times_out_then_tcp(self):
+        # A UDP port that swallows every datagram: no ICMP error, so the
+        # QUIC attempt ends at quic_handshake_timeout (its port released)
+        # and the hybrid rotation moves on to TCP.
+        try:
+            import aioquic  # noqa: F401
+        except ImportError:
+            raise self.skipTest("aioquic is not installed") from None
+        from twisted.internet import reactor
+        from twisted.internet.protocol import DatagramProtocol
+
+        silent = reactor.listenUDP(0, DatagramProtocol(), interface="127.0.0.1")
+        self.addCleanup(silent.stopListening)
+        cloud = yield start_broker(self)
+        edge = yield start_broker(
+            self,
+            bridge_conf(
+                f"mqtt-quic://127.0.0.1:{silent.getHost().port}",
+                f"""
+                proto_ver = 4
+                hybrid_bridging = true
+                hybrid_servers = ["mqtt-tcp://127.0.0.1:{cloud.port}"]
+                quic_handshake_timeout = 300ms
+                forwards = [ {{ local_topic = "t/#", remote_topic = "" }} ]
+                """,
+            ),
+        )
+        bridge = edge.service.getServiceNamed("bridges").get("up").bridge
+        yield wait_for(
+            lambda: bridge.protocol is not None and bridge.current.scheme == "mqtt-tcp",
+            what="the TCP fallback",
+        )
+        self.assertEqual(bridge.stats.connects, 1)

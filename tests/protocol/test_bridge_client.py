@@ -309,3 +309,72 @@ class BackoffTests(SynchronousTestCase):
         self.assertEqual(endpoint.attempts, 1)
         self.successResultOf(service.switch(False))
         self.successResultOf(service.stopService())
+
+
+class _RecordingEndpoint:
+    """Refuses every attempt, recording which server it was for."""
+
+    def __init__(self, config, log):
+        self.server = config.server
+        self.log = log
+
+    def connect(self, factory):
+        self.log.append(self.server)
+        return defer.fail(ConnectionRefusedError())
+
+
+class HybridTests(SynchronousTestCase):
+    body = """
+        server = "mqtt-quic://127.0.0.1:14567"
+        hybrid_bridging = true
+        hybrid_servers = ["mqtt-tcp://127.0.0.1:1885", "tls+mqtt-tcp://127.0.0.1:8885"]
+        backoff_max = 1s
+        ssl { cacertfile = "/nonexistent/ca.pem" }
+    """
+
+    def start(self, body):
+        _, config = bridge_config(body)
+        clock = task.Clock()
+        local = Broker(loads(BASE, path="<t>").mqtt, clock=clock.seconds)
+        attempts = []
+        service = BridgeService(
+            config, local, clock, rng=random.Random(3),
+            endpoint_factory=lambda r, c: _RecordingEndpoint(c, attempts),
+        )
+        service.startService()
+        return service, clock, attempts
+
+    def test_rotation_through_every_server(self):
+        service, clock, attempts = self.start(self.body)
+        for _ in range(6):
+            clock.advance(2.0)
+        self.assertEqual(
+            attempts[:7],
+            ["mqtt-quic://127.0.0.1:14567", "mqtt-tcp://127.0.0.1:1885",
+             "tls+mqtt-tcp://127.0.0.1:8885"] * 2 + ["mqtt-quic://127.0.0.1:14567"],
+        )
+        current = service.bridge.current
+        self.assertEqual((current.scheme, current.host, current.port),
+                         ("mqtt-quic", "127.0.0.1", 14567))
+        self.successResultOf(service.stopService())
+
+    def test_without_hybrid_bridging_only_server(self):
+        service, clock, attempts = self.start(
+            'server = "mqtt-tcp://127.0.0.1:1883"\n'
+            'hybrid_servers = ["mqtt-tcp://127.0.0.1:1885"]\nbackoff_max = 1s'
+        )
+        for _ in range(3):
+            clock.advance(2.0)
+        self.assertEqual(set(attempts), {"mqtt-tcp://127.0.0.1:1883"})
+        self.successResultOf(service.stopService())
+
+    def test_ssl_with_quic_needs_a_tls_hybrid_server(self):
+        from nanomq_twisted.config import ConfigError
+
+        with self.assertRaises(ConfigError):
+            bridge_config('server = "mqtt-quic://127.0.0.1:1"\nssl { cacertfile = "x" }')
+        with self.assertRaises(ConfigError):
+            bridge_config(
+                'server = "mqtt-quic://127.0.0.1:1"\nhybrid_bridging = true\n'
+                'hybrid_servers = ["mqtt-tcp://127.0.0.1:2"]\nssl { cacertfile = "x" }'
+            )
