@@ -14,12 +14,18 @@ exponential, jittered back-off capped at ``backoff_max``; with
 ``hybrid_bridging`` its endpoint (`HybridEndpoint`) dials the next of
 ``[server] + hybrid_servers`` at every attempt.
 
-One connection per bridge: NanoMQ's ``max_parallel_processes`` sizes its
-downward work contexts, not connections, and several connections sharing
-the upward load would reorder QoS 1/2 messages (and need distinct client
-ids); it is kept for REST display only (docs/compatibility.md).  The queue
-and in-flight state live in `session.BridgeSession`, the one object a
-persistent queue would have to replace.
+``parallel_connections = N`` (our key, default 1) opens N connections to
+the remote, each a ``Bridge`` *link* with its own ``ClientService``,
+session (offline queue of up to ``max_send_queue_len`` and in-flight
+window), back-off and counters.  Link 0 is the bridge itself: it keeps the
+configured client id, the will and every remote subscription (configured
+or added through REST), and its ``tap`` sends each forwarded message on
+link ``topics.shard(local topic, N)``, so one local topic always takes the
+same connection and keeps its order.  Links 1..N-1 connect as
+``<clientid>-<n>`` (or with an id of their own when none is configured),
+only forward, and publish their own ``$SYS`` status notices.  NanoMQ's
+``max_parallel_processes`` sizes its downward work contexts, not
+connections; it is kept for REST display only (docs/compatibility.md).
 """
 
 import random
@@ -36,7 +42,7 @@ from ..core.message import Message, forwarded_properties
 from ..core.sys_topics import client_offline_payload, client_online_payload
 from .client import BridgeClientFactory, subscribe_properties
 from .session import SEND_WINDOW, BridgeSession, BridgeStats, Outgoing
-from .topics import downward, upward
+from .topics import downward, shard, upward
 
 CLIENT_STATUS_TOPIC = "$SYS/brokers/client_status"
 
@@ -54,6 +60,24 @@ def backoff_cap(config):
     # NanoMQ replaces a back-off cap above 10 minutes with 6 minutes.
     cap = config.backoff_max
     return 360.0 if cap > 600 else max(cap, 0.01)
+
+
+#: ``BridgeStats`` fields summed over a bridge's links.
+_COUNTERS = (
+    "sent", "received", "sent_bytes", "received_bytes", "connects", "dropped",
+    "downlink_dropped", "cancelled", "queued", "inflight",
+)
+
+
+def link_config(config, index):
+    """The configuration link ``index`` of a bridge connects with: link 0
+    uses ``config`` as is; the others ``<clientid>-<index>`` (no id when
+    none is configured: each gets its own), without subscriptions or
+    will, which belong to link 0 alone."""
+    if index == 0:
+        return config
+    clientid = f"{config.clientid}-{index}" if config.clientid else None
+    return replace(config, clientid=clientid, subscription=(), will=None)
 
 
 class _StatusView:
@@ -79,11 +103,13 @@ class Bridge:
 
     _log = Logger()
 
-    def __init__(self, config, broker, clock, rng=None):
-        self.config = config
+    def __init__(self, config, broker, clock, rng=None, index=0):
+        self.index = index
+        self.config = config = link_config(config, index)
         self.broker = broker
         self.clock = clock
         self.rng = rng or random.Random()
+        #: This link's counters; ``totals()`` sums every link's.
         self.stats = BridgeStats()
         self.session = BridgeSession(config.max_send_queue_len, SEND_WINDOW, self.stats)
         self.sender = sender_id(config.name)
@@ -93,10 +119,25 @@ class Bridge:
         self.current = config
         self._failures = 0
         self._tapped = False
+        #: Every connection of this bridge, this one (link 0) first; the
+        #: other links' own ``links`` is empty.
+        self.links = []
+        #: Counters of links removed by a reconfiguration.
+        self._retired = BridgeStats()
+        if index == 0:
+            self.links = [self] + [
+                Bridge(config, broker, clock, self.rng, n)
+                for n in range(1, max(config.parallel_connections, 1))
+            ]
 
     @property
     def name(self):
         return self.config.name
+
+    @property
+    def label(self):
+        """The bridge name, with ``#<n>`` for links other than 0 (logs)."""
+        return self.name if self.index == 0 else f"{self.name}#{self.index}"
 
     # -- wiring ------------------------------------------------------------
 
@@ -111,17 +152,50 @@ class Bridge:
             self._tapped = False
 
     def reconfigure(self, config):
-        self.config = config
-        self.current = config
+        """Take a new configuration (the bridge is disconnected).  On link 0
+        this also reconfigures the other links; when the number of
+        ``parallel_connections`` changes, links are added or removed and
+        every pending QoS 1/2 message is moved to the link its topic now
+        maps to (in-flight ones as new messages), in order."""
+        self.config = link_config(config, self.index)
+        self.current = self.config
         self.session.capacity = config.max_send_queue_len
         self.sender = sender_id(config.name)
+        if self.index != 0:
+            return
+        count = max(config.parallel_connections, 1)
+        for link in self.links[1:count]:
+            link.reconfigure(config)
+        if count == len(self.links):
+            return
+        pending = []
+        for link in self.links:
+            pending.extend(link.session.drain())
+        for link in self.links[count:]:
+            for name in _COUNTERS[:-2]:
+                setattr(self._retired, name, getattr(self._retired, name) + getattr(link.stats, name))
+        del self.links[count:]
+        while len(self.links) < count:
+            self.links.append(Bridge(config, self.broker, self.clock, self.rng, len(self.links)))
+        for item in pending:
+            self.links[shard(item.key, count)].session.enqueue(item)
+
+    def totals(self):
+        """The bridge's counters: every link's, summed (``connected`` when
+        all links are)."""
+        total = BridgeStats()
+        for name in _COUNTERS:
+            setattr(total, name, sum(getattr(link.stats, name) for link in self.links)
+                    + getattr(self._retired, name))
+        total.connected = all(link.stats.connected for link in self.links)
+        return total
 
     def dialing(self, config):
         """The next connection attempt goes to ``config.server``."""
         if config.server != self.current.server:
             self._log.info(
                 "Bridge {name}: trying {server} (hybrid bridging)",
-                name=self.name,
+                name=self.label,
                 server=config.server,
             )
         self.current = config
@@ -155,6 +229,8 @@ class Bridge:
         props = None
         if self.config.proto_ver == 5:
             props = forwarded_properties(message.properties)
+        links = self.links
+        link = links[shard(topic, len(links))] if len(links) > 1 else self
         for copy in copies:
             if copy.invalid:
                 self._log.warn(
@@ -163,7 +239,9 @@ class Bridge:
                     name=self.name,
                     topic=topic,
                 )
-            self.forward(Outgoing(copy.topic, message.payload, copy.qos, copy.retain, props), now)
+            link.forward(
+                Outgoing(copy.topic, message.payload, copy.qos, copy.retain, props, topic), now
+            )
 
     def forward(self, item, now):
         """Send one upward message now, queue it, or drop it (counted)."""
@@ -209,7 +287,7 @@ class Bridge:
         self.stats.connected = True
         self._log.info(
             "Bridge {name} connected to {server} (session present: {present})",
-            name=self.name,
+            name=self.label,
             server=self.current.server,
             present=connack.session_present,
         )
@@ -228,7 +306,7 @@ class Bridge:
             self.stats.connected = False
             self._log.info(
                 "Bridge {name} lost its connection to {server}: {reason}",
-                name=self.name,
+                name=self.label,
                 server=self.current.server,
                 reason=reason.getErrorMessage(),
             )
@@ -282,8 +360,9 @@ class Bridge:
     # -- observability ---------------------------------------------------------
 
     def metrics(self):
-        """NanoMQ's ``/api/v4/metrics`` object for this bridge."""
-        stats = self.stats
+        """NanoMQ's ``/api/v4/metrics`` object for this bridge (all its
+        connections together)."""
+        stats = self.totals()
         return {
             "bridge name": self.name,
             "sent messages": stats.sent,
@@ -426,7 +505,8 @@ class HybridEndpoint:
 
 
 class BridgeService(Service):
-    """Keeps one bridge connected while running and enabled."""
+    """Keeps one bridge connected while running and enabled: a
+    ``ClientService`` per connection (``parallel_connections``)."""
 
     _log = Logger()
 
@@ -436,12 +516,23 @@ class BridgeService(Service):
         self.bridge = Bridge(config, broker, reactor, rng)
         self.endpoint_factory = endpoint_factory
         self.enabled = config.enable
-        self.client = None
-        self.endpoint = None
+        #: One ``ClientService`` and one endpoint per link, link 0 first.
+        self.clients = []
+        self.endpoints = []
 
     @property
     def config(self):
         return self.bridge.config
+
+    @property
+    def client(self):
+        """Link 0's ``ClientService`` (None while stopped)."""
+        return self.clients[0] if self.clients else None
+
+    @property
+    def endpoint(self):
+        """Link 0's endpoint (None until started)."""
+        return self.endpoints[0] if self.endpoints else None
 
     def startService(self):
         super().startService()
@@ -454,46 +545,50 @@ class BridgeService(Service):
 
     def _start_client(self):
         config = self.bridge.config
-        configs = server_configs(config)
+        endpoints = []
         try:
-            if len(configs) > 1:
-                endpoint = HybridEndpoint(self.reactor, self.bridge, configs, self.endpoint_factory)
-            else:
-                endpoint = self.endpoint_factory(self.reactor, config)
-                self.bridge.dialing(config)
+            for link in self.bridge.links:
+                configs = server_configs(link.config)
+                if len(configs) > 1:
+                    endpoint = HybridEndpoint(self.reactor, link, configs, self.endpoint_factory)
+                else:
+                    endpoint = self.endpoint_factory(self.reactor, link.config)
+                    link.dialing(link.config)
+                endpoints.append(endpoint)
         except Exception:  # noqa: BLE001 -- logged; this bridge stays down
             self._log.failure("Bridge {name}: cannot set up {servers}", name=config.name,
-                              servers=", ".join(c.server for c in configs))
+                              servers=", ".join(c.server for c in server_configs(config)))
             self.bridge.detach()
             return
-        self.endpoint = endpoint
+        self.endpoints = endpoints
         self.bridge.attach()
-        self.client = ClientService(
-            endpoint,
-            BridgeClientFactory(self.bridge, self.reactor),
-            retryPolicy=self.bridge.retry_delay,
-            clock=self.reactor,
-        )
-        self.client.startService()
+        for link, endpoint in zip(self.bridge.links, endpoints):
+            client = ClientService(
+                endpoint,
+                BridgeClientFactory(link, self.reactor),
+                retryPolicy=link.retry_delay,
+                clock=self.reactor,
+            )
+            self.clients.append(client)
+            client.startService()
 
     def _stop_client(self, detach=True):
-        client, self.client = self.client, None
+        clients, self.clients = self.clients, []
         if detach:
             self.bridge.detach()
-        if client is None:
-            return defer.succeed(None)
-        proto = self.bridge.protocol
         waits = []
-        if proto is not None:
-            # QUIC: the UDP port is released only after the closing period.
-            session = getattr(proto.transport, "session", None)
-            terminated = getattr(session, "terminated_deferred", None)
-            if terminated is not None and not terminated.called:
-                done = defer.Deferred()
-                terminated.addBoth(lambda result: done.callback(None) or result)
-                waits.append(done)
-            proto.disconnect()
-        waits.append(client.stopService())
+        for link, client in zip(self.bridge.links, clients):
+            proto = link.protocol
+            if proto is not None:
+                # QUIC: the UDP port is released only after the closing period.
+                session = getattr(proto.transport, "session", None)
+                terminated = getattr(session, "terminated_deferred", None)
+                if terminated is not None and not terminated.called:
+                    done = defer.Deferred()
+                    terminated.addBoth(lambda result, done=done: done.callback(None) or result)
+                    waits.append(done)
+                proto.disconnect()
+            waits.append(client.stopService())
         return defer.gatherResults(waits).addCallback(lambda _: None)
 
     @defer.inlineCallbacks

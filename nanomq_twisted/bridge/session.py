@@ -29,6 +29,7 @@ class Outgoing:
     __slots__ = (
         "dup",
         "first_sent",
+        "key",
         "last_sent",
         "packet_id",
         "payload",
@@ -39,8 +40,10 @@ class Outgoing:
         "topic",
     )
 
-    def __init__(self, topic, payload, qos, retain, properties=None):
+    def __init__(self, topic, payload, qos, retain, properties=None, key=None):
         self.topic = topic
+        #: The local topic it was forwarded from (the sharding key).
+        self.key = topic if key is None else key
         self.payload = payload
         self.qos = qos
         self.retain = retain
@@ -182,6 +185,22 @@ class BridgeSession:
                 return item
         self.stats.inflight = len(self.inflight)
         return None
+
+    def drain(self):
+        """Empty the session and return its QoS 1/2 messages in send
+        order, in-flight ones first as new messages (without packet ids):
+        used to move them to other connections when the number of
+        ``parallel_connections`` changes."""
+        items = list(self.inflight.values())
+        self.inflight.clear()
+        for item in items:
+            item.packet_id = None
+            item.state = AWAIT_ACK
+            item.dup = False
+        items.extend(self.queue)
+        self.queue.clear()
+        self.stats.inflight = self.stats.queued = 0
+        return items
 
     def reconnected(self, session_present, now):
         """The in-flight messages to resend as they are (same packet id,

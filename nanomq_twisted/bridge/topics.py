@@ -16,7 +16,14 @@ rules are NanoMQ's (spec/bridges.md §3-§5):
 
 NanoMQ crashes on an invalid upward template (null topic); we keep the
 original topic instead, as it does downward, and the caller logs it.
+
+With ``parallel_connections`` (our key) the forwards of one bridge are
+spread over several connections by `shard`, a stable hash of the *local*
+topic, so every message of one local topic takes the same connection and
+keeps its order.
 """
+
+import zlib
 
 from ..mqtt.topics import match, parse_shared
 
@@ -25,6 +32,7 @@ __all__ = [
     "downward",
     "matching_filter",
     "remap",
+    "shard",
     "upward",
 ]
 
@@ -55,6 +63,15 @@ def remap(template, source_filter, topic):
     if not levels:
         return None
     return "/".join(levels)
+
+
+def shard(topic, count):
+    """The connection (0 .. ``count`` - 1) that carries the forwards of
+    local ``topic``: CRC-32 of its UTF-8 bytes modulo ``count``, the same
+    in every process and run (unlike ``hash``)."""
+    if count <= 1:
+        return 0
+    return zlib.crc32(topic.encode("utf-8")) % count
 
 
 def matching_filter(topic_filter):

@@ -147,6 +147,8 @@ class BridgeConfig:
     subscription: tuple[BridgeSubscription, ...] = ()
     sub_properties: SubProperties | None = None
     max_parallel_processes: int = 2
+    #: Our key: client connections to the remote (forwards sharded by topic).
+    parallel_connections: int = 1
     max_send_queue_len: int = 0
     max_recv_queue_len: int = 0
     resend_interval: int = 5000

@@ -229,6 +229,7 @@ def build_bridge(name: str, node: Node, vin: str | None = None) -> BridgeConfig:
         subscription=tuple(_subscription(n) for n in node.object_list("subscription")),
         sub_properties=_sub_properties(node.child("sub_properties")),
         max_parallel_processes=node.integer("max_parallel_processes", 2, minimum=1, zero_is_default=True),
+        parallel_connections=node.integer("parallel_connections", 1, minimum=1, maximum=64),
         max_send_queue_len=node.integer("max_send_queue_len", 0),
         max_recv_queue_len=node.integer("max_recv_queue_len", 0),
         resend_interval=_resend_interval(node),

@@ -117,10 +117,15 @@ def node_view(service):
         "name": config.name,
         "enable": service.enabled,
         "parallel": config.max_parallel_processes,
+    }
+    if config.parallel_connections > 1:
+        # Our key (connections to the remote); absent at its default, 1.
+        node["parallel_connections"] = config.parallel_connections
+    node.update({
         "connector": connector,
         "forwards": [_topic_entry(f, f.qos) for f in config.forwards],
         "subscription": [_topic_entry(s, s.qos) for s in config.subscription],
-    }
+    })
     if v5 and config.sub_properties is not None:
         sp = {"identifier": config.sub_properties.identifier}
         if config.sub_properties.user_property:

@@ -495,6 +495,98 @@ class BridgeE2E(TestCase):
         self.assertEqual(self.bridge.sender, sender_id("upstream"))
 
 
+    # -- parallel_connections -------------------------------------------------
+
+    @defer.inlineCallbacks
+    def test_parallel_connections_share_the_forwards(self):
+        # parallel_connections = 3: three connections to mosquitto (edge1,
+        # edge1-1, edge1-2; its log shows each CONNECT), 3,000 QoS 1
+        # messages over 30 topics sharded among them by topic; everything
+        # arrives, in order per topic.  The subscription lives on link 0.
+        count, topics = 3000, 30
+        yield self.bridged(
+            """
+            parallel_connections = 3
+            forwards = [ { local_topic = "p/#", remote_topic = "" } ]
+            subscription = [ { remote_topic = "down/#", local_topic = "", qos = 1 } ]
+            max_send_queue_len = 5000
+            """,
+        )
+        links = self.bridge.links
+        yield wait_for(
+            lambda: all(link.protocol is not None for link in links),
+            what="all three connections",
+        )
+        ids = ["edge1", "edge1-1", "edge1-2"]
+        self.assertEqual([link.protocol.client_id for link in links], ids)
+
+        def log():
+            return b"".join(self.remote.proto.output).decode("utf-8", "replace")
+
+        yield wait_for(
+            lambda: all(f" as {client_id} (" in log() for client_id in ids),
+            what="mosquitto to log the three CONNECTs",
+        )
+        remote = self.remote_clients("par-sub", 4)
+        local = self.local_clients("par-pub", 4)
+        local_sub = self.local_clients("par-local-sub", 4)
+        lock = threading.Lock()
+        got = {}
+
+        def on_message(_client, _userdata, message):
+            with lock:
+                got.setdefault(message.topic, []).append(int(message.payload))
+
+        def setup():
+            remote.paho.on_message = on_message
+            remote.connect()
+            remote.subscribe("p/#", 1)
+            local_sub.connect()
+            local_sub.subscribe("down/#", 1)
+
+        yield in_thread(setup)
+
+        def publish_all():
+            local.paho.max_inflight_messages_set(100)
+            local.connect()
+            infos = [
+                local.paho.publish(f"p/{i % topics}", str(i).encode(), 1) for i in range(count)
+            ]
+            deadline = time.monotonic() + 30
+            for info in infos:
+                info.wait_for_publish(max(0.01, deadline - time.monotonic()))
+                if not info.is_published():
+                    raise AssertionError(f"message {info.mid} not acknowledged")
+
+        yield in_thread(publish_all)
+
+        def received():
+            with lock:
+                return sum(len(v) for v in got.values())
+
+        yield wait_for(lambda: received() >= count, timeout=30, what="every message")
+        with lock:
+            self.assertEqual(
+                {topic: got.get(topic) for topic in (f"p/{n}" for n in range(topics))},
+                {f"p/{n}": list(range(n, count, topics)) for n in range(topics)},
+            )
+        # Every connection carried its share of the topics.
+        self.assertTrue(all(link.stats.sent > 0 for link in links), [
+            link.stats.sent for link in links
+        ])
+        metrics = self.bridge.metrics()
+        self.assertEqual(metrics["sent messages"], count)
+        self.assertEqual(metrics["MQTT reconnect times"], 3)
+        self.assertEqual(metrics["uplink msg dropped"], 0)
+
+        # Downward: the remote subscription is on link 0 only.
+        def down():
+            remote.publish("down/x", b"1", 1)
+            self.assertEqual(local_sub.expect().topic, "down/x")
+
+        yield in_thread(down)
+        self.assertEqual([link.stats.received for link in links], [1, 0, 0])
+
 class QuicBridgeE2E(TestCase):
     """One instance bridged to another instance's QUIC listener."""
 

@@ -6,6 +6,8 @@ The bridge client against our own broker protocol, in memory
 
 import json
 import random
+import zlib
+from dataclasses import replace
 
 from twisted.internet import defer, task
 from twisted.internet.error import ConnectionRefusedError
@@ -14,8 +16,15 @@ from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 
 from nanomq_twisted.bridge.client import BridgeClientFactory
-from nanomq_twisted.bridge.service import Bridge, BridgeService, backoff_cap, sender_id
-from nanomq_twisted.config import loads
+from nanomq_twisted.bridge.service import (
+    Bridge,
+    BridgeService,
+    backoff_cap,
+    link_config,
+    sender_id,
+)
+from nanomq_twisted.bridge.topics import shard
+from nanomq_twisted.config import BridgeSubscription, loads
 from nanomq_twisted.core.broker import Broker
 from nanomq_twisted.core.message import Message
 from nanomq_twisted.transport.protocol import MQTTServerFactory
@@ -378,3 +387,114 @@ class HybridTests(SynchronousTestCase):
                 'server = "mqtt-quic://127.0.0.1:1"\nhybrid_bridging = true\n'
                 'hybrid_servers = ["mqtt-tcp://127.0.0.1:2"]\nssl { cacertfile = "x" }'
             )
+
+
+class ShardTests(SynchronousTestCase):
+    def test_shard_is_crc32_of_the_local_topic(self):
+        for topic in ("a", "s/1", "sensors/t/ü", ""):
+            self.assertEqual(shard(topic, 3), zlib.crc32(topic.encode("utf-8")) % 3)
+            self.assertEqual(shard(topic, 1), 0)
+        # Stable and spread: 30 topics use every one of 3 connections.
+        self.assertEqual({shard(f"p/{i}", 3) for i in range(30)}, {0, 1, 2})
+        self.assertEqual([shard("p/7", 3)] * 5, [shard("p/7", 3) for _ in range(5)])
+
+
+class ParallelTests(BridgeTestCase):
+    body = BridgeTestCase.body.replace(
+        "max_send_queue_len = 3", "max_send_queue_len = 100\nparallel_connections = 3"
+    )
+
+    def connect(self):
+        self.pumps = []
+        for link in self.bridge.links:
+            _client, _server, pump = iosim.connectedServerAndClient(
+                lambda: self.server_factory.buildProtocol(None),
+                lambda link=link: BridgeClientFactory(link, self.clock).buildProtocol(None),
+                clock=self.clock,
+            )
+            self.pumps.append(pump)
+        self.flush()
+
+    def flush(self):
+        for _ in range(3):
+            for pump in self.pumps:
+                pump.flush()
+
+    def publish(self, topic, payload=b"x", qos=0, retain=False, sender="local-client"):
+        now = self.clock.seconds()
+        self.local.publish(Message(topic, payload, qos, retain, None, now, sender), now)
+        if getattr(self, "pumps", None):
+            self.flush()
+
+    def test_links_client_ids_and_subscriptions_only_on_link_0(self):
+        links = self.bridge.links
+        self.assertEqual([link.index for link in links], [0, 1, 2])
+        self.assertEqual([link.config.clientid for link in links], ["edge1", "edge1-1", "edge1-2"])
+        self.connect()
+        self.assertEqual(set(self.remote.sessions), {"edge1", "edge1-1", "edge1-2"})
+        self.assertEqual(set(self.remote.sessions["edge1"].subscriptions), {"cmd/edge1/#"})
+        self.assertEqual(self.remote.sessions["edge1-1"].subscriptions, {})
+        self.assertEqual(self.remote.sessions["edge1-2"].subscriptions, {})
+        # REST /bridges/sub: link 0 only, live.
+        self.bridge.add_subscriptions([BridgeSubscription("more/#", "", 1)])
+        self.flush()
+        self.assertEqual(set(self.remote.sessions["edge1"].subscriptions), {"cmd/edge1/#", "more/#"})
+        self.assertEqual(self.remote.sessions["edge1-2"].subscriptions, {})
+        # Without a configured client id each link gets one of its own.
+        self.assertIsNone(link_config(replace(self.config, clientid=None), 2).clientid)
+        self.assertEqual(self.bridge.totals().connects, 3)
+        self.assertTrue(self.bridge.totals().connected)
+
+    def test_forwards_sharded_by_local_topic_in_order(self):
+        self.connect()
+        for i in range(300):
+            self.publish(f"sensors/{i % 30}", str(i).encode(), qos=1)
+        forwarded = [m for m in self.remote_seen.messages if m.topic.startswith("edge1/")]
+        self.assertEqual(len(forwarded), 300)
+        ids = ["edge1", "edge1-1", "edge1-2"]
+        per_topic = {}
+        for message in forwarded:
+            local = message.topic[len("edge1/"):]
+            self.assertEqual(message.sender, ids[shard(local, 3)])
+            per_topic.setdefault(local, []).append(int(message.payload))
+        for n in range(30):
+            self.assertEqual(per_topic[f"sensors/{n}"], list(range(n, 300, 30)))
+        self.assertEqual({m.sender for m in forwarded}, set(ids))
+        metrics = self.bridge.metrics()
+        self.assertEqual(metrics["sent messages"], 300)
+        self.assertEqual(metrics["MQTT reconnect times"], 3)
+        self.assertEqual(sum(link.stats.sent for link in self.bridge.links), 300)
+
+    def test_offline_queues_per_link_and_resharded_on_reconfigure(self):
+        for i in range(60):
+            self.publish(f"sensors/{i % 12}", str(i).encode(), qos=1)
+        queued = [len(link.session.queue) for link in self.bridge.links]
+        self.assertEqual(sum(queued), 60)
+        for link in self.bridge.links:
+            for item in link.session.queue:
+                self.assertEqual(shard(item.key, 3), link.index)
+        self.bridge.reconfigure(replace(self.bridge.config, parallel_connections=2))
+        self.assertEqual(len(self.bridge.links), 2)
+        self.assertEqual(self.bridge.totals().queued, 60)
+        self.connect()
+        forwarded = [m for m in self.remote_seen.messages if m.topic.startswith("edge1/")]
+        self.assertEqual(len(forwarded), 60)
+        per_topic = {}
+        for message in forwarded:
+            local = message.topic[len("edge1/"):]
+            self.assertEqual(message.sender, ["edge1", "edge1-1"][shard(local, 2)])
+            per_topic.setdefault(local, []).append(int(message.payload))
+        for n in range(12):
+            self.assertEqual(per_topic[f"sensors/{n}"], list(range(n, 60, 12)))
+        self.assertEqual(set(self.remote.sessions), {"edge1", "edge1-1"})
+
+
+    def test_parallel_connections_key(self):
+        from nanomq_twisted.config import ConfigError
+
+        base = 'server = "mqtt-tcp://127.0.0.1:1883"\n'
+        _, config = bridge_config(base)
+        self.assertEqual((config.parallel_connections, config.max_parallel_processes), (1, 2))
+        self.assertEqual(len(Bridge(config, None, task.Clock()).links), 1)
+        with self.assertRaises(ConfigError):
+            bridge_config(base + "parallel_connections = 0")
