@@ -76,7 +76,7 @@ def build_listeners(config, broker, reactor, root):
         if not listener.enable:
             continue
         name = "tcp" if listener.name == "default" else "tcp." + listener.name
-        factory = MQTTServerFactory(broker, reactor, name)
+        factory = MQTTServerFactory(broker, reactor, name, listener.max_connections)
         endpoint = tcp_endpoint(reactor, listener.host, listener.port, listener.backlog)
         ListenerService(name, endpoint, factory, "(MQTT over TCP)").setServiceParent(
             listeners

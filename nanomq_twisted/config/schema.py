@@ -80,6 +80,8 @@ class TcpListener:
     port: int
     enable: bool = True
     backlog: int = 1024
+    #: Our key (Mosquitto's): open connections allowed; 0 = unlimited.
+    max_connections: int = 0
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,8 @@ class SslListener:
     #: Our extension (Mosquitto's option): a verified client certificate's
     #: subject CN replaces the CONNECT user name.
     use_identity_as_username: bool = False
+    #: Our key (Mosquitto's): open connections allowed; 0 = unlimited.
+    max_connections: int = 0
 
 
 @dataclass(frozen=True)

@@ -124,8 +124,8 @@ def build_mqtt(node: Node | None) -> MqttConfig:
 
 # -- listeners -----------------------------------------------------------
 
-_TCP_KEYS = ("bind", "enable", "backlog")
-_SSL_KEYS = ("bind", "enable", "backlog", "keyfile", "certfile", "cacertfile",
+_TCP_KEYS = ("bind", "enable", "backlog", "max_connections")
+_SSL_KEYS = ("bind", "enable", "backlog", "max_connections", "keyfile", "certfile", "cacertfile",
              "key_password", "verify_peer", "fail_if_no_peer_cert",
              "use_identity_as_username")
 
@@ -139,7 +139,8 @@ def _tcp(node: Node, name: str) -> TcpListener:
     host, port = parse_bind(node, "bind", "0.0.0.0:1883")
     return TcpListener(name=name, host=host, port=port,
                        enable=node.boolean("enable", True),
-                       backlog=node.integer("backlog", 1024, minimum=1))
+                       backlog=node.integer("backlog", 1024, minimum=1),
+                       max_connections=node.integer("max_connections", 0, minimum=0))
 
 
 def _ssl(node: Node, name: str) -> SslListener:
@@ -155,6 +156,7 @@ def _ssl(node: Node, name: str) -> SslListener:
         fail_if_no_peer_cert=node.boolean("fail_if_no_peer_cert", False),
         backlog=node.integer("backlog", 1024, minimum=1),
         use_identity_as_username=node.boolean("use_identity_as_username", False),
+        max_connections=node.integer("max_connections", 0, minimum=0),
     )
     if lsn.enable:
         for key in ("certfile", "keyfile"):

@@ -71,6 +71,9 @@ class Broker:
         self.message_taps = []
         #: Where durable state is reported (core/store.py).
         self.store = NullStore()
+        #: Offline durable sessions that may hold queued messages: where
+        #: ``trim_store`` looks for the oldest one (``sqlite.disk_cache_size``).
+        self._store_backlog = set()
 
     def now(self):
         return self._clock() if self._clock is not None else self._last_now
@@ -444,6 +447,8 @@ class Broker:
             store.session_saved(session, None)
             for sub in session.subscriptions.values():
                 store.subscription_added(session.client_id, sub)
+            for pid, received_at in session.awaiting_rel.items():
+                store.rel_awaited(session.client_id, pid, received_at)
             entries = [
                 (e.message, e.qos, e.retain, e.sub_ids, pid, e)
                 for pid, e in session.inflight.items()
@@ -465,14 +470,15 @@ class Broker:
             store.session_deleted(session.client_id)
 
     def restore_session(self, client_id, expiry_interval, username, disconnected_at,
-                        subscriptions, messages, now):
+                        subscriptions, messages, now, awaiting_rel=()):
         """Rebuild a durable session read back from the store.
 
         ``subscriptions`` are ``Subscription``s; ``messages`` are
         ``(seq, message, qos, retain, sub_ids, packet_id, released)`` in
         ``seq`` order, ``packet_id`` None for queued ones.  The session is
         offline; its expiry counts from ``disconnected_at`` (or ``now`` if
-        the broker stopped while it was online).
+        the broker stopped while it was online).  ``awaiting_rel`` are
+        ``(packet_id, received_at)`` of inbound QoS 2 flows awaiting PUBREL.
         """
         session = Session(client_id, self.stats, self.config.max_mqueue_len)
         session.owner = self
@@ -496,12 +502,42 @@ class Broker:
             session.inflight[pid] = entry
             top_pid = max(top_pid, pid)
         session._next_pid = top_pid % 65535 + 1
+        session.awaiting_rel.update(awaiting_rel)
+        if session.queue:
+            self._store_backlog.add(session)
         if expiry_interval != NEVER_EXPIRES:
             since = now if disconnected_at is None else min(disconnected_at, now)
             session.expiry_timer = self.timers.call_at(
                 since + expiry_interval, self._expire_session, session
             )
         return session
+
+    def trim_store(self):
+        """A durable session just queued a message and the store holds
+        more than ``max_rows``: drop the oldest queued message of an offline
+        durable session, counted in ``dropped`` and ``dropped_disk_cache``,
+        until it fits.  Messages in flight and queues of online sessions
+        are never dropped here."""
+        store = self.store
+        backlog = self._store_backlog
+        sessions = self.sessions
+        while store.rows > store.max_rows:
+            oldest = None
+            for candidate in list(backlog):
+                if (candidate.conn is not None or not candidate.queue
+                        or not candidate.durable
+                        or sessions.get(candidate.client_id) is not candidate):
+                    backlog.discard(candidate)
+                    continue
+                if oldest is None or (candidate.queue[0][0].created
+                                      < oldest.queue[0][0].created):
+                    oldest = candidate
+            if oldest is None:
+                return
+            seq = oldest.queue.popleft()[4]
+            self.stats.dropped += 1
+            self.stats.dropped_disk_cache += 1
+            oldest._forget(seq)
 
     def restore_retained(self, topic, message, stored_at, expiry_interval):
         """Put back a retained message read from the store."""

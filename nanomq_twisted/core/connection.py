@@ -396,7 +396,7 @@ class ClientConnection:
             code = rc.SUCCESS if matched or not self.v5 else rc.NO_MATCHING_SUBSCRIBERS
             ack = Puback(packet.packet_id, code)
         elif qos == 2:
-            self.session.awaiting_rel[packet.packet_id] = now
+            self.session.rel_awaited(packet.packet_id, now)
             code = rc.SUCCESS if matched or not self.v5 else rc.NO_MATCHING_SUBSCRIBERS
             ack = Pubrec(packet.packet_id, code)
         else:
@@ -443,12 +443,11 @@ class ClientConnection:
             if self.v5:
                 self.send(Pubrec(packet.packet_id, rc.NOT_AUTHORIZED))
             else:
-                self.session.awaiting_rel[packet.packet_id] = now
+                self.session.rel_awaited(packet.packet_id, now)
                 self.send(Pubrec(packet.packet_id))
 
     def _on_pubrel(self, packet, now):
-        awaiting = self.session.awaiting_rel
-        if awaiting.pop(packet.packet_id, None) is None:
+        if not self.session.rel_done(packet.packet_id):
             code = rc.PACKET_IDENTIFIER_NOT_FOUND if self.v5 else 0
             self.send(Pubcomp(packet.packet_id, code))
             return

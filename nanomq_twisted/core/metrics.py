@@ -20,6 +20,7 @@ class Stats:
         "connects",
         "disconnects",
         "dropped",
+        "dropped_disk_cache",
         "dropped_expired",
         "dropped_no_subscriber",
         "dropped_oversize",

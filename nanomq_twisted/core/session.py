@@ -182,6 +182,12 @@ class Session:
         if seq is None and self.durable and qos:
             seq = self._new_seq(message, qos, retain, sub_ids)
         self.queue.append((message, qos, retain, sub_ids, seq))
+        store = self.store
+        if seq is not None and store.max_rows and self.owner is not None:
+            if self.conn is None:
+                self.owner._store_backlog.add(self)
+            if store.rows > store.max_rows:
+                self.owner.trim_store()
 
     def _send_new(self, conn, message, qos, retain, sub_ids, now, seq=None):
         if conn.topic_alias_max:
@@ -306,6 +312,22 @@ class Session:
         del self.inflight[pid]
         self._done(entry)
         self.pump(now)
+        return True
+
+    # -- inbound QoS 2 ------------------------------------------------------
+
+    def rel_awaited(self, pid, now):
+        """Inbound QoS 2 ``pid`` was PUBREC'd; PUBREL is awaited."""
+        self.awaiting_rel[pid] = now
+        if self.durable:
+            self.store.rel_awaited(self.client_id, pid, now)
+
+    def rel_done(self, pid):
+        """PUBREL for ``pid``: False if it was not awaited."""
+        if self.awaiting_rel.pop(pid, None) is None:
+            return False
+        if self.durable:
+            self.store.rel_done(self.client_id, pid)
         return True
 
     # -- bookkeeping -----------------------------------------------------

@@ -24,6 +24,12 @@ What is reported, and when:
   row against its ack within one batch: a fast online subscriber costs no
   write at all.
 - QoS 0 is never reported (it is never owed).
+- An inbound QoS 2 packet id a durable session has PUBREC'd is reported
+  with ``rel_awaited`` and released with ``rel_done`` (PUBREL), so the
+  exactly-once guarantee [MQTT-4.3.3] holds across a restart.
+- ``max_rows`` (``sqlite.disk_cache_size``): when more messages than that
+  are owed, the broker drops the oldest queued message of an offline
+  durable session (``Broker.trim_store``).
 
 ``changes`` is a counter a store bumps on every message write it accepts;
 the connection compares it around ``broker.publish`` to learn whether an
@@ -45,6 +51,10 @@ class StoreOps:
     sync_ack = False
     #: Bumped by the store for every durable message change it accepts.
     changes = 0
+    #: ``sqlite.disk_cache_size``: most messages owed to durable sessions
+    #: (queued or in flight) kept; 0 = no limit.  ``rows`` is how many are.
+    max_rows = 0
+    rows = 0
 
     # -- sessions --------------------------------------------------------
 
@@ -74,6 +84,27 @@ class StoreOps:
 
     def message_acked(self, client_id, seq):
         """The session is done with ``seq``."""
+
+    # -- inbound QoS 2 (received, PUBREC sent, PUBREL awaited) ------------
+
+    def rel_awaited(self, client_id, packet_id, received_at):
+        """A durable session PUBREC'd inbound QoS 2 ``packet_id``: a resent
+        PUBLISH with that id must not be routed again [MQTT-4.3.3]."""
+
+    def rel_done(self, client_id, packet_id):
+        """PUBREL arrived for ``packet_id``: the id is free again."""
+
+    # -- REST-made rules (rules/service.py) --------------------------------
+
+    def rule_saved(self, rule):
+        """``rule`` (``Rule.to_dict()``) was created or changed over REST."""
+
+    def rule_deleted(self, rule_id):
+        """Rule ``rule_id`` was deleted over REST."""
+
+    def saved_rules(self):
+        """``{rule id: Rule.to_dict() or None (deleted)}`` as persisted."""
+        return {}
 
     # -- retained messages ------------------------------------------------
 

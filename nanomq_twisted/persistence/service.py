@@ -121,6 +121,7 @@ def build_persistence(config, broker, reactor, root):
         flush_threshold=sqlite.flush_mem_threshold,
         delay=BATCH_DELAY,
         sync_ack=getattr(sqlite, "sync_ack", False),
+        max_rows=sqlite.disk_cache_size,
     )
     # Report to the store from the first session on (restored ones included).
     broker.set_store(store)

@@ -28,6 +28,15 @@ committed; the connection uses it to hold PUBACK/PUBREC with
 ``restore(broker, now)`` reads everything back synchronously; it runs once
 at start-up, before any listener accepts a connection.
 
+Also kept: the inbound QoS 2 packet ids a durable session has PUBREC'd
+(``awaiting_rel``), and REST-made rules (``rules``: one JSON body per id,
+NULL for a rule deleted over REST, so a deleted config-file rule stays
+deleted; ``saved_rules()`` is the current view the rules service applies
+when it starts).
+
+``max_rows`` is ``sqlite.disk_cache_size``; ``rows`` counts the deliveries
+(messages owed to durable sessions) the store holds, for the broker's trim.
+
 Time: rows keep the core's times (``reactor.seconds()``, wall-clock seconds),
 so deadlines survive a restart as absolute times.
 """
@@ -63,6 +72,9 @@ CREATE TABLE IF NOT EXISTS messages(
 CREATE TABLE IF NOT EXISTS deliveries(
     client_id TEXT, seq INT, message_id INT, qos INT, retain INT, sub_ids TEXT,
     packet_id INT, released INT, PRIMARY KEY(client_id, seq));
+CREATE TABLE IF NOT EXISTS awaiting_rel(
+    client_id TEXT, packet_id INT, received_at REAL, PRIMARY KEY(client_id, packet_id));
+CREATE TABLE IF NOT EXISTS rules(id INTEGER PRIMARY KEY, body TEXT);
 """
 
 #: Topics never persisted: the broker republishes them itself.
@@ -131,13 +143,17 @@ class SqliteStore(StoreOps):
     _log = Logger()
 
     def __init__(self, path, clock, run_in_thread, flush_threshold=100, delay=0.01,
-                 sync_ack=False):
+                 sync_ack=False, max_rows=0):
         self.path = path
         self.clock = clock
         self.run_in_thread = run_in_thread
         self.flush_threshold = max(1, flush_threshold)
         self.delay = delay
         self.sync_ack = sync_ack
+        self.max_rows = max_rows
+        self.rows = 0
+        #: rule id -> Rule.to_dict() or None (deleted over REST)
+        self._rule_view = {}
         self.changes = 0
         self.batches = 0
         self.failures = 0
@@ -181,7 +197,11 @@ class SqliteStore(StoreOps):
                    " (SELECT client_id FROM sessions)")
         db.execute("DELETE FROM messages WHERE id NOT IN"
                    " (SELECT message_id FROM deliveries)")
+        db.execute("DELETE FROM awaiting_rel WHERE client_id NOT IN"
+                   " (SELECT client_id FROM sessions)")
         db.execute("COMMIT")
+        for rule_id, body in db.execute("SELECT id, body FROM rules"):
+            self._rule_view[rule_id] = json.loads(body) if body else None
         retained = 0
         for topic, payload, qos, props, stored_at, interval, sender, username in db.execute(
             "SELECT topic, payload, qos, props, stored_at, expiry_interval, sender,"
@@ -233,14 +253,21 @@ class SqliteStore(StoreOps):
                 self._refs[id(message)] = [message, mid, 1]
             else:
                 ref[2] += 1
+        rels = {}
+        for cid, pid, received_at in db.execute(
+            "SELECT client_id, packet_id, received_at FROM awaiting_rel"
+        ):
+            rels.setdefault(cid, []).append((pid, received_at))
         count = 0
         for cid, expiry, username, disconnected_at in db.execute(
             "SELECT client_id, expiry_interval, username, disconnected_at FROM sessions"
         ):
             broker.restore_session(cid, expiry, username, disconnected_at,
-                                   subs.get(cid, ()), owed.get(cid, ()), now)
+                                   subs.get(cid, ()), owed.get(cid, ()), now,
+                                   awaiting_rel=rels.get(cid, ()))
             count += 1
-        return retained, count, sum(len(v) for v in owed.values())
+        self.rows = sum(len(v) for v in owed.values())
+        return retained, count, self.rows
 
     # -- the core's calls (reactor thread) ---------------------------------
 
@@ -252,6 +279,8 @@ class SqliteStore(StoreOps):
         self._dead_messages = set()
         self._deliveries = {}  # (client id, seq) -> _Delivery
         self._retained = {}  # topic -> row or None (delete)
+        self._rels = {}  # (client id, packet id) -> row or None (delete)
+        self._rules = {}  # rule id -> row
 
     def _touch(self):
         self._ops += 1
@@ -272,7 +301,11 @@ class SqliteStore(StoreOps):
         self._sessions.pop(client_id, None)
         for key in [k for k in self._subs if k[0] == client_id]:
             del self._subs[key]
-        for seq, key in self._owed.pop(client_id, {}).items():
+        for key in [k for k in self._rels if k[0] == client_id]:
+            del self._rels[key]
+        owed = self._owed.pop(client_id, {})
+        self.rows -= len(owed)
+        for seq, key in owed.items():
             self._deliveries.pop((client_id, seq), None)
             self._decref(key)
         self._touch()
@@ -305,6 +338,7 @@ class SqliteStore(StoreOps):
             mid = ref[1]
             ref[2] += 1
         self._owed.setdefault(client_id, {})[seq] = key
+        self.rows += 1
         change = _Delivery()
         change.insert = (client_id, seq, mid, qos, int(retain),
                          json.dumps(list(sub_ids)) if sub_ids else None)
@@ -336,6 +370,7 @@ class SqliteStore(StoreOps):
         owed = self._owed.get(client_id)
         key = owed.pop(seq, None) if owed is not None else None
         if key is not None:
+            self.rows -= 1
             self._decref(key)
         self._touch()
 
@@ -349,6 +384,28 @@ class SqliteStore(StoreOps):
             mid = ref[1]
             if self._new_messages.pop(mid, None) is None:
                 self._dead_messages.add(mid)
+
+    def rel_awaited(self, client_id, packet_id, received_at):
+        self._rels[(client_id, packet_id)] = (client_id, packet_id, received_at)
+        self.changes += 1
+        self._touch()
+
+    def rel_done(self, client_id, packet_id):
+        self._rels[(client_id, packet_id)] = None
+        self._touch()
+
+    def rule_saved(self, rule):
+        self._rule_view[rule["id"]] = rule
+        self._rules[rule["id"]] = (rule["id"], json.dumps(rule))
+        self._touch()
+
+    def rule_deleted(self, rule_id):
+        self._rule_view[rule_id] = None
+        self._rules[rule_id] = (rule_id, None)
+        self._touch()
+
+    def saved_rules(self):
+        return dict(self._rule_view)
 
     def retained_set(self, topic, message, now, expiry_interval):
         if topic.startswith(VOLATILE_PREFIX):
@@ -414,6 +471,7 @@ class SqliteStore(StoreOps):
             out.append(("DELETE FROM sessions WHERE client_id = ?", ids))
             out.append(("DELETE FROM subscriptions WHERE client_id = ?", ids))
             out.append(("DELETE FROM deliveries WHERE client_id = ?", ids))
+            out.append(("DELETE FROM awaiting_rel WHERE client_id = ?", ids))
         if self._sessions:
             out.append(("INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?)",
                         list(self._sessions.values())))
@@ -455,6 +513,16 @@ class SqliteStore(StoreOps):
         if kept:
             out.append(("INSERT OR REPLACE INTO retained VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         kept))
+        freed = [k for k, row in self._rels.items() if row is None]
+        if freed:
+            out.append(("DELETE FROM awaiting_rel WHERE client_id = ? AND packet_id = ?",
+                        freed))
+        awaited = [row for row in self._rels.values() if row is not None]
+        if awaited:
+            out.append(("INSERT OR REPLACE INTO awaiting_rel VALUES (?, ?, ?)", awaited))
+        if self._rules:
+            out.append(("INSERT OR REPLACE INTO rules VALUES (?, ?)",
+                        list(self._rules.values())))
         return out
 
     def _write(self, statements):

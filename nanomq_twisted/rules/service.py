@@ -10,7 +10,12 @@ every routed message; with none, the broker's hot path does not see the
 rule engine at all.
 
 ``create``/``update``/``delete`` are what the REST API calls; they raise
-`RuleRequestError` with NanoMQ's REST code.
+`RuleRequestError` with NanoMQ's REST code.  Each change is written through
+the broker's store (``rule_saved``/``rule_deleted``; a no-op without
+``sqlite {}``), and ``startService`` applies the saved changes over the
+config-file rules: a rule made or changed over REST comes back with its id
+after a restart (or ``/ctrl/restart``), one deleted over REST stays
+deleted.  A saved rule that no longer parses is logged and skipped.
 """
 
 from urllib.parse import urlsplit
@@ -29,7 +34,7 @@ from .actions import (
     TableWriter,
 )
 from .client import RepubClient
-from .engine import RuleEngine
+from .engine import Rule, RuleEngine
 from .sql import Event, RuleSyntaxError
 
 __all__ = ["RuleRequestError", "RulesService", "build_rules_service"]
@@ -179,6 +184,7 @@ class RulesService(MultiService):
 
     def startService(self):
         super().startService()
+        self._apply_saved()
         for action in self.actions.values():
             start = getattr(action, "start", None)
             if start is not None:
@@ -197,6 +203,34 @@ class RulesService(MultiService):
             waits.append(writer.close())
         self._writers = {}
         return defer.DeferredList(waits, consumeErrors=True)
+
+    def _apply_saved(self):
+        """Replay the REST changes the store kept (see module docstring)."""
+        saved_rules = getattr(self.broker.store, "saved_rules", None)
+        saved = saved_rules() if saved_rules is not None else {}
+        for rule_id in sorted(saved):
+            data = saved[rule_id]
+            self.engine.next_id = max(self.engine.next_id, rule_id + 1)
+            if self.engine.get(rule_id) is not None:
+                self.engine.remove(rule_id)
+                action = self.actions.pop(rule_id, None)
+                if action is not None:
+                    action.close()
+            if data is None:
+                continue
+            try:
+                rule = Rule.from_dict(data)
+                self.engine.insert(rule)
+                try:
+                    self.actions[rule.id] = self._make_action(rule)
+                except Exception:
+                    self.engine.remove(rule.id)
+                    raise
+            except Exception:  # noqa: BLE001 -- one bad row must not stop the start
+                self._log.failure("saved rule {id} cannot be restored", id=rule_id)
+
+    def _save(self, rule):
+        self.broker.store.rule_saved(rule.to_dict())
 
     def _update_tap(self):
         self._set_tap(self.running and len(self.engine) > 0)
@@ -339,7 +373,9 @@ class RulesService(MultiService):
         if kind == "sqlite" and isinstance(params, dict) and self._sqlite_table_taken(
                 params.get("table")):
             raise RuleRequestError(BAD_PARAM, "table {!r} is in use".format(params.get("table")))
-        return self._add(kind, rawsql, params, enabled, description)
+        rule = self._add(kind, rawsql, params, enabled, description)
+        self._save(rule)
+        return rule
 
     def update(self, rule_id, rawsql=None, enabled=None, actions=None):
         """PUT: new SQL, enabled flag and/or action params of one rule."""
@@ -368,6 +404,7 @@ class RulesService(MultiService):
         elif rawsql is not None and isinstance(action, TableAction):
             action.set_query(rule.query)
         self._update_tap()
+        self._save(rule)
         return rule
 
     def delete(self, rule_id):
@@ -375,6 +412,7 @@ class RulesService(MultiService):
             raise RuleRequestError(MISSING_KEY, f"no rule {rule_id!r}")
         self.engine.remove(rule_id)
         action = self.actions.pop(rule_id)
+        self.broker.store.rule_deleted(rule_id)
         self._update_tap()
         return defer.maybeDeferred(action.close)
 

@@ -41,7 +41,7 @@ def add_secure_and_ws_listeners(parent, config, broker, reactor):
         endpoint = TLSServerEndpoint(
             reactor, listener, listener.host, listener.port, listener.backlog, name
         )
-        factory = MQTTServerFactory(broker, reactor, name)
+        factory = MQTTServerFactory(broker, reactor, name, listener.max_connections)
         ListenerService(name, endpoint, factory, "(MQTT over TLS)").setServiceParent(parent)
 
     ws = listeners.ws

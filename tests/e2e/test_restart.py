@@ -190,3 +190,89 @@ class RestartTests(TestCase):
                 return
             yield task.deferLater(reactor, 0.05, lambda: None)
         self.fail(f"database never showed {want!r} (last {got!r})")
+
+
+class RuleRestartTests(TestCase):
+    """Rules made, changed and deleted over REST survive a restart, around
+    the config-file rules (which keep their ids)."""
+
+    timeout = 60
+    SQL = 'SELECT payload FROM "in/#"'
+    start = RestartTests.start
+    stop = RestartTests.stop
+
+    def setUp(self):
+        RestartTests.setUp(self)
+        self.http_port = free_port()
+        with open(self.conf, "a") as f:
+            f.write(
+                f'http_server {{ port = {self.http_port}, ip_addr = "127.0.0.1",'
+                ' username = admin, password = public }\n'
+                'rules.repub { rules = [ { server = "mqtt-tcp://127.0.0.1:1",'
+                ' topic = "cfg/out", sql = "SELECT * FROM \\"cfg/#\\"" } ] }\n'
+            )
+
+    @defer.inlineCallbacks
+    def rest(self, method, path, body=None):
+        import treq
+        from twisted.web.client import HTTPConnectionPool
+
+        pool = HTTPConnectionPool(reactor, persistent=False)
+        url = f"http://127.0.0.1:{self.http_port}/api/v4/rules{path}"
+        response = yield treq.request(method, url, json=body, auth=("admin", "public"),
+                                      pool=pool)
+        content = yield response.json()
+        yield pool.closeCachedConnections()
+        self.assertEqual(response.code, 200, content)
+        return content
+
+    def repub(self, topic):
+        return {"name": "repub", "params": {
+            "topic": topic, "address": f"mqtt-tcp://127.0.0.1:{self.port}"}}
+
+    @defer.inlineCallbacks
+    def test_rest_rules_survive_sigterm_and_kill_9(self):
+        proc, transport = yield self.start()
+        made = yield self.rest("POST", "", {"rawsql": self.SQL,
+                                            "actions": [self.repub("out/a")]})
+        self.assertEqual(made["data"]["id"], 2)
+        yield self.rest("POST", "", {"rawsql": self.SQL, "actions": [self.repub("out/b")]})
+        yield self.rest("PUT", "/rule:2", {"rawsql": 'SELECT qos FROM "in/x"',
+                                           "enabled": False})
+        yield self.rest("DELETE", "/rule:3")
+        yield self.rest("DELETE", "/rule:1")  # a config-file rule
+        expected = [{"name": "repub", "rawsql": 'SELECT qos FROM "in/x"', "id": 2,
+                     "enabled": False}]
+        self.assertEqual((yield self.rest("GET", ""))["data"], expected)
+        yield self.stop(proc, transport, signal.SIGTERM)
+
+        proc, transport = yield self.start()
+        self.assertEqual((yield self.rest("GET", ""))["data"], expected)
+        # New ids continue after every id ever used.
+        made = yield self.rest("POST", "", {"rawsql": self.SQL,
+                                            "actions": [self.repub("out/c")]})
+        self.assertEqual(made["data"]["id"], 4)
+        yield self.wait_rules(4)
+        yield self.stop(proc, transport, signal.SIGKILL)
+
+        proc, transport = yield self.start()
+        listed = (yield self.rest("GET", ""))["data"]
+        self.assertEqual([(r["id"], r["enabled"]) for r in listed], [(2, False), (4, True)])
+        yield self.stop(proc, transport, signal.SIGTERM)
+
+    @defer.inlineCallbacks
+    def wait_rules(self, top_id):
+        """Poll the database (bounded) until rule ``top_id`` is committed."""
+
+        def committed():
+            db = sqlite3.connect(self.db, timeout=1)
+            try:
+                return db.execute("SELECT max(id) FROM rules").fetchone()[0]
+            finally:
+                db.close()
+
+        for _ in range(int(TIMEOUT / 0.05)):
+            if os.path.exists(self.db) and committed() == top_id:
+                return
+            yield task.deferLater(reactor, 0.05, lambda: None)
+        self.fail(f"rule {top_id} never committed")
