@@ -41,8 +41,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
-from werkzeug.exceptions import HTTPException, NotFound
-from werkzeug.routing import RequestRedirect
+from werkzeug.exceptions import NotFound
 
 from ..config import HttpServerConfig
 from . import (
@@ -57,7 +56,7 @@ from . import (
     topic_tree,
 )
 from .auth import Authenticator
-from .common import PARAM_ERROR, UNKNOWN, ApiError, dumps
+from .common import PARAM_ERROR, UNKNOWN, dumps, error_response
 
 JSON = b"application/json"
 ROUTED_METHODS = (b"GET", b"POST", b"PUT", b"DELETE")
@@ -211,20 +210,9 @@ class RootAPI:
 
     @app.handle_errors(Exception)
     def errors(self, request, failure):
-        error = failure.value
-        request.setHeader(b"content-type", JSON)
-        if isinstance(error, ApiError):
-            request.setResponseCode(error.status)
-            return error.body()
-        if isinstance(error, (HTTPException, RequestRedirect)):
-            # Unknown path, or a known path with another of GET/POST/PUT/
-            # DELETE: 404 in NanoMQ too; other methods never get this far
-            # (the gate).  No redirects: a path either matches or not.
-            request.setResponseCode(404)
-            return dumps({"code": UNKNOWN})
-        _log.failure("REST handler failed", failure)
-        request.setResponseCode(500)
-        return dumps({"code": UNKNOWN})
+        # Unknown path, or a known path with another of GET/POST/PUT/DELETE:
+        # 404 in NanoMQ too; other methods never get this far (the gate).
+        return error_response(request, failure, _log)
 
     # -- discovery, broker, node --------------------------------------------
 

@@ -11,6 +11,9 @@ turns an ``ApiError`` (or anything unexpected) into a response is
 import json
 from urllib.parse import unquote
 
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
+
 # NanoMQ's result codes (docs/rest-api.md, "Result codes").
 SUCCESS = 0
 RPC_ERROR = 101
@@ -98,3 +101,29 @@ def is_number(value):
 
 def now_of(api):
     return api.broker.now()
+
+
+JSON_CONTENT_TYPE = b"application/json"
+
+
+def error_response(request, failure, log, what="REST handler"):
+    """The body and status for an exception out of any REST handler: the
+    one error mapping shared by the root API and its mounted sub-apps
+    (Klein error handlers are per app).
+
+    ``ApiError`` carries its own status and code; a routing miss (an
+    unknown path, or a known path with another method) is NanoMQ's 404
+    ``{"code":102}``; anything else is a bug, logged with its traceback and
+    answered 500 ``{"code":102}``.
+    """
+    error = failure.value
+    request.setHeader(b"content-type", JSON_CONTENT_TYPE)
+    if isinstance(error, ApiError):
+        request.setResponseCode(error.status)
+        return error.body()
+    if isinstance(error, (HTTPException, RequestRedirect)):
+        request.setResponseCode(404)
+        return dumps({"code": UNKNOWN})
+    log.failure("{what} failed", failure, what=what)
+    request.setResponseCode(500)
+    return dumps({"code": UNKNOWN})

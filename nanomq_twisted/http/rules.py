@@ -11,7 +11,7 @@ object 400/109, unsupported action 400/111, bad parameters or SQL 400/108.
 """
 
 from klein import Klein
-from werkzeug.exceptions import MethodNotAllowed, NotFound
+from twisted.logger import Logger
 
 from ..rules.service import RuleRequestError
 from ..rules.sql import RuleSyntaxError
@@ -19,15 +19,17 @@ from .common import (
     MISSING_PARAMS,
     PARAM_ERROR,
     PLUGIN_CLOSED,
-    UNKNOWN,
     ApiError,
     dumps,
+    error_response,
     json_body,
 )
 
 __all__ = ["RulesAPI", "rule_id_from_path"]
 
 JSON = b"application/json"
+
+_log = Logger()
 
 
 def rule_id_from_path(text):
@@ -53,16 +55,7 @@ class RulesAPI:
 
     @app.handle_errors(Exception)
     def errors(self, request, failure):
-        error = failure.value
-        request.setHeader(b"content-type", JSON)
-        if isinstance(error, ApiError):
-            request.setResponseCode(error.status)
-            return error.body()
-        if isinstance(error, (NotFound, MethodNotAllowed)):
-            request.setResponseCode(404)
-            return dumps({"code": UNKNOWN})
-        request.setResponseCode(500)
-        return dumps({"code": UNKNOWN})
+        return error_response(request, failure, _log, "rules REST handler")
 
     def _json(self, request):
         request.setHeader(b"content-type", JSON)
