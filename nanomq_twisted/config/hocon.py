@@ -37,16 +37,20 @@ _LOCK = threading.Lock()
 
 
 @contextmanager
-def _nanomq_dialect(errors: dict) -> Iterator[None]:
+def _nanomq_dialect(errors: dict, included: list | None = None) -> Iterator[None]:
     """Temporarily adjust pyhocon for NanoMQ files (see module docstring).
 
     ``errors`` receives the file name of the innermost file that failed so
     the caller can attribute a syntax error or a missing include correctly.
+    ``included``, when given, receives the absolute path of every file an
+    ``include`` asked for (also a missing optional one).
     """
     original_period = getattr(_cp, "get_period_expr", None)
     original_parse_file = ConfigFactory.__dict__.get("parse_file")
 
     def parse_file(cls, filename, *args, **kwargs):
+        if included is not None:
+            included.append(os.path.abspath(filename))
         try:
             return original_parse_file.__func__(cls, filename, *args, **kwargs)
         except ParseBaseException:
@@ -70,11 +74,15 @@ def _nanomq_dialect(errors: dict) -> Iterator[None]:
                 ConfigFactory.parse_file = original_parse_file
 
 
-def parse_text(text: str, path: str, basedir: str) -> dict:
-    """Parse HOCON ``text`` (from ``path``) into nested plain dicts."""
+def parse_text(text: str, path: str, basedir: str, included: list | None = None) -> dict:
+    """Parse HOCON ``text`` (from ``path``) into nested plain dicts.
+
+    ``included`` (optional list) receives the absolute paths of the files
+    the text includes, directly or not.
+    """
     errors: dict = {}
     try:
-        with _nanomq_dialect(errors):
+        with _nanomq_dialect(errors, included):
             tree = ConfigFactory.parse_string(text, basedir=basedir, resolve=False)
     except ParseBaseException as exc:
         where = errors.get("file", path)

@@ -57,7 +57,10 @@ def loads(text: str, path: str = "<string>",
     # Pseudo-names such as "<string>" or "<test>" label text that has no file.
     is_file = not (path.startswith("<") and path.endswith(">"))
     basedir = os.path.dirname(os.path.abspath(path)) if is_file else os.getcwd()
-    file_tree = parse_text(text, path, basedir)
+    included: list = []
+    file_tree = parse_text(text, path, basedir, included)
+    # The files the configuration is made of (auth.reload_interval polls them).
+    source_files = tuple(dict.fromkeys(([os.path.abspath(path)] if is_file else []) + included))
 
     overrides = env_overrides(env)
     tree = merge(overrides.tree, file_tree)
@@ -99,6 +102,7 @@ def loads(text: str, path: str = "<string>",
         plugin=build_plugin(root.child("plugin")),
         unsupported=unsupported,
         source_path=path if is_file else None,
+        source_files=source_files,
     )
     root.finish()
     return cfg

@@ -222,6 +222,9 @@ class AuthConfig:
     password: dict | None = None
     acl: tuple[AclRule, ...] | None = None
     http_auth: HttpAuthConfig | None = None
+    #: Our key: seconds between checks of the configuration files for a
+    #: change that triggers an auth reload; 0 = off.
+    reload_interval: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -294,3 +297,6 @@ class BrokerConfig:
     plugin: PluginConfig = field(default_factory=PluginConfig)
     unsupported: dict[str, Any] = field(default_factory=dict)
     source_path: str | None = None
+    #: Absolute paths of the file at ``source_path`` and of every file it
+    #: includes (directly or not); empty for text that came from no file.
+    source_files: tuple[str, ...] = ()

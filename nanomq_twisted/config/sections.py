@@ -435,6 +435,7 @@ def build_auth(node: Node | None) -> AuthConfig:
         password=_password(node.child("password")),
         acl=_acl(node.child("acl")),
         http_auth=_http_auth(node.child("http_auth")),
+        reload_interval=node.duration("reload_interval", d.reload_interval),
     )
     node.raw("enable")
     node.finish()

@@ -20,11 +20,12 @@ class ConnectRequest:
     """What an authenticator may look at for one CONNECT."""
 
     __slots__ = (
-        "client_id", "conn", "listener", "password", "peer", "protocol_level", "username",
+        "client_id", "conn", "listener", "password", "peer", "protocol_level",
+        "tls_common_name", "tls_subject", "username",
     )
 
     def __init__(self, client_id, username, password, peer, protocol_level, listener,
-                 conn=None):
+                 conn=None, tls_common_name="", tls_subject=""):
         self.client_id = client_id
         self.username = username
         self.password = password
@@ -33,6 +34,10 @@ class ConnectRequest:
         self.listener = listener
         #: The ``ClientConnection`` (its sink and CONNECT), for adapters.
         self.conn = conn
+        #: The verified TLS client certificate's common name and subject
+        #: (OpenSSL one-line form), plain strings; "" without one.
+        self.tls_common_name = tls_common_name
+        self.tls_subject = tls_subject
 
 
 #: Verified for unknown users, so a miss costs what a hashed hit costs.

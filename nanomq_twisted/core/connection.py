@@ -283,6 +283,8 @@ class ClientConnection:
             self.level,
             self.listener,
             self,
+            getattr(self.sink, "tls_common_name", "") or "",
+            getattr(self.sink, "tls_subject", "") or "",
         )
         result = self.broker.authenticator.authenticate(
             request, lambda code: self.auth_done(code, self.broker.now())

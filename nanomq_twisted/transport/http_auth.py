@@ -6,6 +6,10 @@
   admitted the client): HTTP 200 admits, anything else refuses with CONNACK
   0x86 (3.1.1: 4).  A service that is down, answers 5xx or does not answer
   within ``timeout`` refuses the same way: nothing is admitted unchecked.
+- ``%C``/``%d``: the common name and the subject (OpenSSL one-line form,
+  ``/O=Org/CN=alice``) of the client certificate OpenSSL verified on a
+  TLS/WSS listener (``verify_peer``); omitted without one.  ``%m`` is never
+  filled.
 - ``super_req``/``acl_req`` -> ``HttpAcl``: 200 from ``super_req`` allows
   (``acl_req`` is then skipped), else 200 from ``acl_req`` allows, anything
   else denies.  The file ACL applies too; its denial needs no request.
@@ -56,8 +60,20 @@ def _text(value):
     return value.decode("utf-8", "replace")
 
 
-def placeholder_values(client_id, username, password, conn, peer, access=None, topic=None):
-    """The value of each ``%x`` placeholder (None = unavailable, omitted)."""
+def placeholder_values(client_id, username, password, conn, peer, access=None, topic=None,
+                       common_name=None, subject=None):
+    """The value of each ``%x`` placeholder (None = unavailable, omitted).
+
+    ``common_name``/``subject`` (``%C``/``%d``) are the verified TLS client
+    certificate's, as ``ConnectRequest`` carries them; when None they are
+    read from the connection's sink (``tls_common_name``/``tls_subject``,
+    set by the TLS handshake gate).  An empty value is omitted.
+    """
+    sink = getattr(conn, "sink", None)
+    if common_name is None:
+        common_name = getattr(sink, "tls_common_name", None)
+    if subject is None:
+        subject = getattr(sink, "tls_subject", None)
     connect = getattr(conn, "_connect", None)
     host = client_host(conn) if conn is not None else (peer[0] if peer else None)
     return {
@@ -69,7 +85,9 @@ def placeholder_values(client_id, username, password, conn, peer, access=None, t
         "%r": getattr(connect, "protocol_name", None),
         "%A": access,
         "%t": topic,
-        # %C / %d (TLS certificate) and %m (mountpoint) are never filled.
+        "%C": common_name or None,
+        "%d": subject or None,
+        # %m (mountpoint) is never filled.
     }
 
 
@@ -162,7 +180,8 @@ class HttpAuthenticator:
 
     def authenticate(self, request, done):
         values = placeholder_values(
-            request.client_id, request.username, request.password, request.conn, request.peer
+            request.client_id, request.username, request.password, request.conn, request.peer,
+            common_name=request.tls_common_name, subject=request.tls_subject,
         )
         d = self.client.ask(self.req, values)
         d.addCallback(lambda ok: done(rc.SUCCESS if ok else rc.BAD_USER_NAME_OR_PASSWORD))

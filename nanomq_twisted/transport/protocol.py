@@ -78,6 +78,10 @@ class MQTTServerProtocol(Protocol):
         #: ``use_identity_as_username`` (set before ``makeConnection``);
         #: the core uses it as the user name.
         self.tls_identity = None
+        #: The verified client certificate's CN and subject (one-line
+        #: form) over TLS/WSS, "" otherwise; for HTTP auth ``%C``/``%d``.
+        self.tls_common_name = ""
+        self.tls_subject = ""
 
     # -- Twisted protocol ------------------------------------------------
 

@@ -12,13 +12,18 @@ does not load (syntax, bad rule, malformed hash) changes nothing: the old
 rules stay and the reason is logged and returned.  ``http_auth`` is not
 reloaded (as in NanoMQ).  It is what ``SIGHUP`` (``SighupReloadService``)
 and the REST ``POST /api/v4/reload`` run.
+
+``FileWatchReloadService`` (our key ``auth.reload_interval``, 0 = off) runs
+it too when one of the files the configuration is made of (the file itself
+and everything it includes, usually the password and ACL files) changed.
 """
 
+import os
 import signal
 import threading
 
 from twisted.application.service import MultiService, Service
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
@@ -77,11 +82,13 @@ def build_auth(auth, reactor):
 
 
 class ReloadResult:
-    """``ok`` and, when not, ``error`` (the reason, as logged)."""
+    """``ok`` and, when not, ``error`` (the reason, as logged); ``files``:
+    after a successful reload, the files the configuration is now made of."""
 
-    def __init__(self, ok, error=None):
+    def __init__(self, ok, error=None, files=()):
         self.ok = ok
         self.error = error
+        self.files = files
 
     def __bool__(self):
         return self.ok
@@ -100,17 +107,26 @@ def _password_authenticator(authenticator):
     return None
 
 
-def reload_auth(broker, config_path):
+def reload_auth(broker, config_path, require_includes=False):
     """Re-read ``config_path`` and swap the password table and the ACL, and
     apply its ``log.level`` (what ``nanomq reload`` changes besides ``mqtt``).
 
     Returns a ``ReloadResult``; on failure nothing changed.  Synchronous and
     quick (the file is small); call it on the reactor thread.
+
+    ``require_includes`` (the file watch): an included file that does not
+    exist fails the reload instead of reading as empty (HOCON's ``include``
+    of a missing file), so a file caught between delete and re-create does
+    not empty the password table or the ACL.
     """
     try:
         if not config_path:
             raise ConfigError("the broker was not started from a configuration file")
         config = load(config_path)
+        if require_includes:
+            for path in config.source_files:
+                if not os.path.exists(path):
+                    raise ConfigError("included file does not exist", path=path)
         auth = config.auth
         acl = Acl.from_config(auth, clock=broker.now)
         password = _password_authenticator(broker.authenticator)
@@ -132,7 +148,7 @@ def reload_auth(broker, config_path):
               path=config_path,
               users=0 if auth.password is None else len(auth.password),
               rules=0 if auth.acl is None else len(auth.acl))
-    return ReloadResult(True)
+    return ReloadResult(True, files=config.source_files)
 
 
 class SighupReloadService(Service):
@@ -172,6 +188,89 @@ class SighupReloadService(Service):
 
     def reload(self):
         result = reload_auth(self.broker, self.config_path)
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
+            d.callback(result)
+        return result
+
+    def next_reload(self):
+        d = defer.Deferred()
+        self._waiters.append(d)
+        return d
+
+
+def _stamp(path):
+    """What tells a change of ``path`` apart: (mtime in ns, size, inode), or
+    None while the file does not exist (or cannot be read)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+class FileWatchReloadService(Service):
+    """``auth.reload_interval``: poll the configuration's files, reload on change.
+
+    Every ``interval`` seconds (a ``LoopingCall`` on ``clock``; no thread,
+    no inotify) each of ``files`` is ``stat``-ed.  When any stamp (mtime,
+    size, inode; a file appearing or disappearing counts) differs from the
+    last poll, ``reload_auth`` runs once, whatever its outcome: an invalid
+    file keeps the old rules (logged) and is not retried until it changes
+    again; so does a missing included file (``require_includes``), until
+    it is back.  After a successful reload the watched set becomes the new
+    configuration's files (an include may have been added or removed).
+
+    An editor that writes a file in several steps may be caught in the
+    middle; that reload fails and keeps the old rules, and the final write
+    is a further change that reloads again.  ``reloaded`` results go to
+    ``next_reload()`` waiters, as for ``SighupReloadService``.
+    """
+
+    name = "file-watch"
+
+    def __init__(self, broker, config_path, files, interval, clock):
+        self.broker = broker
+        self.config_path = config_path
+        self.files = tuple(files)
+        self.interval = interval
+        self.clock = clock
+        self._stamps = {}
+        self._loop = None
+        self._waiters = []
+
+    def startService(self):
+        Service.startService(self)
+        self._stamps = {path: _stamp(path) for path in self.files}
+        self._loop = task.LoopingCall(self.poll)
+        self._loop.clock = self.clock
+        self._loop.start(self.interval, now=False).addErrback(
+            _log.failure, "auth file watch stopped"
+        )
+
+    def stopService(self):
+        Service.stopService(self)
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        self._loop = None
+
+    def poll(self):
+        """One check; returns the ``ReloadResult`` when it reloaded, else None."""
+        stamps = {path: _stamp(path) for path in self.files}
+        previous = self._stamps
+        if stamps == previous:
+            return None
+        self._stamps = stamps
+        changed = sorted(path for path in stamps if stamps[path] != previous.get(path))
+        _log.info("Configuration file changed ({files}): reloading auth",
+                  files=", ".join(changed))
+        result = reload_auth(self.broker, self.config_path, require_includes=True)
+        if result.ok and result.files and tuple(result.files) != self.files:
+            self.files = tuple(result.files)
+            for path in self.files:
+                if path not in stamps:
+                    stamps[path] = _stamp(path)
+            self._stamps = {path: stamps[path] for path in self.files}
         waiters, self._waiters = self._waiters, []
         for d in waiters:
             d.callback(result)

@@ -30,6 +30,13 @@ reads the common name of the verified client certificate after the
 handshake and hands it, as a plain string, to the application protocol as
 ``tls_identity`` (through ``WebSocketProtocol`` for WSS); the core uses it
 as the MQTT user name in place of CONNECT's, before authentication.
+
+Independently of that option, whenever the client presented a certificate
+that OpenSSL verified (``verify_peer``), the gate also hands over its
+common name and its whole subject as plain strings, ``tls_common_name``
+and ``tls_subject`` (OpenSSL's one-line form, ``/O=Org/CN=alice``; see
+``subject_oneline``), for HTTP auth's ``%C`` and ``%d``.  Both are empty
+strings without a certificate.
 """
 
 from cryptography import x509
@@ -121,18 +128,61 @@ def certificate_options(listener):
     return options
 
 
-def peer_common_name(tls_transport):
-    """The first subject CN of the peer certificate of a completed TLS
-    connection (OpenSSL verified it, or the handshake would have failed),
-    or None without a certificate or a CN."""
+def _value(attribute):
+    value = attribute.value
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def _peer_subject(tls_transport):
+    """The subject (a cryptography ``Name``) of the peer certificate of a
+    completed TLS connection (OpenSSL verified it, or the handshake would
+    have failed), or None without one."""
     cert = tls_transport.getPeerCertificate()
     if cert is None:
         return None
-    names = cert.to_cryptography().subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    if not names:
-        return None
-    value = names[0].value
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    return cert.to_cryptography().subject
+
+
+def _common_name(subject):
+    names = subject.get_attributes_for_oid(NameOID.COMMON_NAME) if subject else ()
+    return _value(names[0]) if names else None
+
+
+def peer_common_name(tls_transport):
+    """The first subject CN of the peer certificate, or None without a
+    certificate or a CN."""
+    return _common_name(_peer_subject(tls_transport))
+
+
+#: OpenSSL's short names (``OBJ_nid2sn``) of the usual subject attributes.
+_SHORT_NAMES = {
+    NameOID.COUNTRY_NAME: "C",
+    NameOID.STATE_OR_PROVINCE_NAME: "ST",
+    NameOID.LOCALITY_NAME: "L",
+    NameOID.STREET_ADDRESS: "street",
+    NameOID.ORGANIZATION_NAME: "O",
+    NameOID.ORGANIZATIONAL_UNIT_NAME: "OU",
+    NameOID.COMMON_NAME: "CN",
+    NameOID.SERIAL_NUMBER: "serialNumber",
+    NameOID.SURNAME: "SN",
+    NameOID.GIVEN_NAME: "GN",
+    NameOID.TITLE: "title",
+    NameOID.DOMAIN_COMPONENT: "DC",
+    NameOID.USER_ID: "UID",
+    NameOID.EMAIL_ADDRESS: "emailAddress",
+}
+
+
+def subject_oneline(subject):
+    """``subject`` in OpenSSL's one-line form (``X509_NAME_oneline``, what
+    ``openssl x509 -subject -nameopt compat`` prints): each attribute, in
+    certificate order, as ``/<short name>=<value>``, e.g.
+    ``/C=DE/O=Example/CN=alice``.  Attributes without a short name here
+    use their dotted OID.  Values are the decoded text, not escaped."""
+    return "".join(
+        f"/{_SHORT_NAMES.get(attr.oid, attr.oid.dotted_string)}={_value(attr)}"
+        for attr in subject
+    )
 
 
 @implementer(IHandshakeListener)
@@ -163,8 +213,13 @@ class HandshakeGate(Protocol):
         if self.wrapped is None:
             self.transport.loseConnection()
             return
+        subject = _peer_subject(self.transport)
+        common_name = _common_name(subject)
+        if subject is not None:
+            self.wrapped.tls_common_name = common_name or ""
+            self.wrapped.tls_subject = subject_oneline(subject)
         if self.gate_factory.identity_as_username:
-            self.wrapped.tls_identity = peer_common_name(self.transport)
+            self.wrapped.tls_identity = common_name
         self.wrapped.makeConnection(self.transport)
 
     def dataReceived(self, data):

@@ -84,6 +84,10 @@ class WebSocketProtocol(Protocol):
     #: Set by the TLS handshake gate (WSS with ``use_identity_as_username``);
     #: passed on to the wrapped protocol.
     tls_identity = None
+    #: Set by the TLS handshake gate (WSS, verified client certificate);
+    #: passed on to the wrapped protocol (HTTP auth ``%C``/``%d``).
+    tls_common_name = ""
+    tls_subject = ""
 
     def __init__(self, factory):
         self.ws_factory = factory
@@ -144,6 +148,8 @@ class WebSocketProtocol(Protocol):
             return
         if self.tls_identity is not None:
             self.wrapped.tls_identity = self.tls_identity
+        self.wrapped.tls_common_name = self.tls_common_name
+        self.wrapped.tls_subject = self.tls_subject
         self.wrapped.makeConnection(self)
 
     @_on_event.register

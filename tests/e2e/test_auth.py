@@ -373,3 +373,42 @@ auth {
         self.write("pwd.conf", '"u": "four"\n')
         self.assertTrue(self.running.service.reload_auth())
         self.assertEqual(load(self.conf, env={}).auth.password, {"u": "four"})
+
+
+class FileWatchReloadE2ETests(unittest.TestCase):
+    """``auth.reload_interval``: editing the included password file is
+    picked up without SIGHUP or REST, on the real reactor."""
+
+    @defer.inlineCallbacks
+    def test_edited_password_file_is_reloaded(self):
+        directory = self.mktemp()
+        os.makedirs(directory)
+        with open(os.path.join(directory, "pwd.conf"), "w") as handle:
+            handle.write('"u": "one"\n')
+        conf = os.path.join(directory, "nanomq.conf")
+        with open(conf, "w") as handle:
+            handle.write("""
+auth {
+    allow_anonymous = false
+    reload_interval = 50ms
+    password = {include "pwd.conf"}
+}
+""")
+        running = yield start_from_file(self, conf)
+        watch = running.service.getServiceNamed("auth").getServiceNamed("file-watch")
+        reloaded = watch.next_reload()
+        with open(os.path.join(directory, "pwd.conf"), "w") as handle:
+            handle.write('"u": "changed"\n')
+        result = yield reloaded
+        self.assertTrue(result)
+
+        def scenario(clients):
+            codes = []
+            for password in ("changed", "one"):
+                client = clients("c-" + password, 5)
+                client.paho.username_pw_set("u", password)
+                codes.append(client.connect(expect_success=False)[1].value)
+            return codes
+
+        codes = yield in_thread(scenario, Clients(self, running.port))
+        self.assertEqual(codes, [0, BAD_USER_NAME_OR_PASSWORD])

@@ -4,6 +4,7 @@
 allow, deny, failing (500), slow (no answer within ``timeout``) and down
 (closed port), for CONNECT (``auth_req``) and PUBLISH/SUBSCRIBE
 (``super_req``/``acl_req``); other clients keep being served meanwhile.
+``%C``/``%d`` from a TLS/WSS client certificate.
 """
 
 import json
@@ -16,7 +17,9 @@ from twisted.trial import unittest
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
+from ..certs import make_certs
 from .support import TIMEOUT, Clients, in_thread, start_broker
+from .transport_support import ssl_block, start_with
 
 BAD_USER_NAME_OR_PASSWORD = 0x86
 NOT_AUTHORIZED = 0x87
@@ -225,3 +228,73 @@ class HttpAuthTests(unittest.TestCase):
             self.assertEqual(self.connect_as(clients, "allow")[1], BAD_USER_NAME_OR_PASSWORD)
 
         yield in_thread(scenario)
+
+
+TLS_CONF = """
+listeners.wss { bind = "127.0.0.1:0/mqtt" }
+auth {
+    allow_anonymous = true
+    http_auth {
+        timeout = 1s
+        connect_timeout = 1s
+        auth_req {
+            url = "http://127.0.0.1:%(port)d/auth"
+            method = post
+            headers.content-type = "application/x-www-form-urlencoded"
+            params = { username = "%%u", cn = "%%C", subject = "%%d" }
+        }
+        acl_req {
+            url = "http://127.0.0.1:%(port)d/acl"
+            method = post
+            headers.content-type = "application/json"
+            params = { username = "%%u", topic = "%%t", cn = "%%C", subject = "%%d" }
+        }
+    }
+}
+"""
+
+
+class TlsCertificatePlaceholderTests(unittest.TestCase):
+    """``%C``/``%d``: the verified client certificate's common name and
+    subject (OpenSSL one-line form) over TLS and WSS, with or without
+    ``use_identity_as_username``; omitted without a certificate."""
+
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def test_certificate_common_name_and_subject(self):
+        certs = make_certs(self.mktemp(), client_cn="alice")
+        service, port = yield start_service(self)
+        conf = ssl_block(certs, verify_peer=True) + TLS_CONF % {"port": port}
+        _, ports = yield start_with(self, conf, ("tcp", "ssl", "wss"))
+        subject = "/O=nanomq-twisted tests/CN=alice"
+
+        def client(clients, client_id, with_cert=True, websocket=False):
+            kwargs = {"transport": "websockets"} if websocket else {}
+            made = clients(client_id, 5, **kwargs)
+            if websocket:
+                made.paho.ws_set_options(path="/mqtt")
+            tls = {"ca_certs": certs.ca}
+            if with_cert:
+                tls.update(certfile=certs.client_cert, keyfile=certs.client_key)
+            made.paho.tls_set(**tls)
+            made.paho.username_pw_set("allow", "pw")
+            return made
+
+        def scenario():
+            tls = client(Clients(self, ports["ssl"]), "tls")
+            tls.connect()
+            tls.publish("ok/tls", b"1", 1)
+            client(Clients(self, ports["wss"]), "wss", websocket=True).connect()
+            client(Clients(self, ports["ssl"]), "no-cert", with_cert=False).connect()
+            plain = Clients(self, ports["tcp"])("tcp", 5)
+            plain.paho.username_pw_set("allow", "pw")
+            plain.connect()
+
+        yield in_thread(scenario)
+        with_cert = {"username": "allow", "cn": "alice", "subject": subject}
+        self.assertEqual(
+            [args for path, args in service.seen if path == "/auth"],
+            [with_cert, with_cert, {"username": "allow"}, {"username": "allow"}],
+        )
+        self.assertIn(("/acl", dict(with_cert, topic="ok/tls")), service.seen)
