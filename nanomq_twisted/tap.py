@@ -23,7 +23,12 @@ from .rules.service import RulesService, build_rules_service
 from .transport.build import add_secure_and_ws_listeners
 from .transport.listeners import ListenerService, tcp_endpoint
 from .transport.protocol import MQTTServerFactory
-from .transport.reload import SighupReloadService, build_auth, reload_auth
+from .transport.reload import (
+    FileWatchReloadService,
+    SighupReloadService,
+    build_auth,
+    reload_auth,
+)
 from .transport.timers import CoreTimerService, SysTopicsService
 from .webhook import build_webhook
 
@@ -107,6 +112,11 @@ def make_service(config, reactor, broker=None):
         SighupReloadService(broker, config.source_path, reactor).setServiceParent(
             auth_service
         )
+        if config.auth.reload_interval > 0 and config.source_path:
+            FileWatchReloadService(
+                broker, config.source_path, config.source_files,
+                config.auth.reload_interval, reactor,
+            ).setServiceParent(auth_service)
 
     #: Build fresh, unattached ``listeners``, ``bridges`` and ``rules``
     #: services from a configuration (REST ``/ctrl/restart`` swaps them).

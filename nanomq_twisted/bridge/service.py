@@ -26,6 +26,17 @@ same connection and keeps its order.  Links 1..N-1 connect as
 only forward, and publish their own ``$SYS`` status notices.  NanoMQ's
 ``max_parallel_processes`` sizes its downward work contexts, not
 connections; it is kept for REST display only (docs/compatibility.md).
+
+Persistence (with ``sqlite {}``; a no-op with the null store): every REST
+change -- ``BridgeService.reconfigure`` (PUT), ``switch``,
+``add_subscriptions``/``remove_subscriptions`` -- saves the bridge's whole
+effective settings through ``broker.store.bridge_saved`` (`saved.py`).
+When ``BridgesService`` starts it applies the saved settings over the
+configuration file's bridge of the same name (a saved bridge the file no
+longer has is ignored) and hands each bridge its ``QueueJournal``: the
+QoS 1/2 messages a bridge owes its remote (offline queue and send window)
+are written through the store and put back in the queue at the next
+start, so a restart while the remote is down loses nothing.
 """
 
 import random
@@ -41,6 +52,7 @@ from ..config.bridges import split_server
 from ..core.message import Message, forwarded_properties
 from ..core.sys_topics import client_offline_payload, client_online_payload
 from .client import BridgeClientFactory, subscribe_properties
+from .saved import body_from_service, config_from_dict
 from .session import SEND_WINDOW, BridgeSession, BridgeStats, Outgoing
 from .topics import downward, shard, upward
 
@@ -78,6 +90,26 @@ def link_config(config, index):
         return config
     clientid = f"{config.clientid}-{index}" if config.clientid else None
     return replace(config, clientid=clientid, subscription=(), will=None)
+
+
+class QueueJournal:
+    """A bridge's ``BridgeSession.journal``: reports its owed QoS 1/2
+    messages to the store under the bridge's name."""
+
+    __slots__ = ("name", "store")
+
+    def __init__(self, store, name):
+        self.store = store
+        self.name = name
+
+    def added(self, item):
+        return self.store.bridge_message_queued(
+            self.name, item.topic, item.payload, item.qos, item.retain, item.properties,
+            item.key,
+        )
+
+    def removed(self, item):
+        self.store.bridge_message_done(self.name, item.seq)
 
 
 class _StatusView:
@@ -176,9 +208,30 @@ class Bridge:
                 setattr(self._retired, name, getattr(self._retired, name) + getattr(link.stats, name))
         del self.links[count:]
         while len(self.links) < count:
-            self.links.append(Bridge(config, self.broker, self.clock, self.rng, len(self.links)))
+            link = Bridge(config, self.broker, self.clock, self.rng, len(self.links))
+            link.session.journal = self.session.journal
+            self.links.append(link)
         for item in pending:
             self.links[shard(item.key, count)].session.enqueue(item)
+
+    def persist(self, store):
+        """Report this bridge's owed messages to ``store`` from now on,
+        and queue the ones it kept from before (on the link each topic
+        maps to, oldest first); returns how many."""
+        journal = QueueJournal(store, self.name)
+        for link in self.links:
+            link.session.journal = journal
+        count = len(self.links)
+        restored = [[] for _ in self.links]
+        saved = store.saved_bridge_messages(self.name)
+        for seq, topic, payload, qos, retain, props, key in saved:
+            item = Outgoing(topic, payload, qos, retain, props, key)
+            item.seq = seq
+            restored[shard(item.key, count) if count > 1 else 0].append(item)
+        for link, items in zip(self.links, restored):
+            if items:
+                link.session.restore(items)
+        return len(saved)
 
     def totals(self):
         """The bridge's counters: every link's, summed (``connected`` when
@@ -591,6 +644,30 @@ class BridgeService(Service):
             waits.append(client.stopService())
         return defer.gatherResults(waits).addCallback(lambda _: None)
 
+    def save(self):
+        """Write the current settings through the store (REST changes)."""
+        self.bridge.broker.store.bridge_saved(
+            self.name, body_from_service(self.bridge.config, self.enabled)
+        )
+
+    def restore(self, body):
+        """Take saved settings (``save``'s body) before starting."""
+        config = config_from_dict(body["config"])
+        if config.name != self.name:
+            config = replace(config, name=self.name)
+        self.bridge.reconfigure(config)
+        self.enabled = bool(body.get("enable", config.enable))
+
+    def add_subscriptions(self, entries, properties=None):
+        """REST ``/sub``: ``Bridge.add_subscriptions``, saved."""
+        self.bridge.add_subscriptions(entries, properties)
+        self.save()
+
+    def remove_subscriptions(self, topics, properties=None):
+        """REST ``/unsub``: ``Bridge.remove_subscriptions``, saved."""
+        self.bridge.remove_subscriptions(topics, properties)
+        self.save()
+
     @defer.inlineCallbacks
     def reconfigure(self, config):
         """Replace the configuration and reconnect with it (REST PUT).
@@ -601,6 +678,7 @@ class BridgeService(Service):
         yield self._stop_client(detach=False)
         self.bridge.reconfigure(config)
         self.enabled = config.enable
+        self.save()
         if self.running and self.enabled:
             self._start_client()
         else:
@@ -613,6 +691,7 @@ class BridgeService(Service):
         if on == self.enabled:
             return
         self.enabled = on
+        self.save()
         if on:
             if self.running:
                 self._start_client()
@@ -621,12 +700,43 @@ class BridgeService(Service):
 
 
 class BridgesService(MultiService):
-    """The ``bridges`` service: every ``BridgeService`` by name."""
+    """The ``bridges`` service: every ``BridgeService`` by name.  With a
+    store, ``startService`` first applies the bridges saved over REST and
+    restores the queues (module docstring)."""
 
-    def __init__(self, cache=None):
+    _log = Logger()
+
+    def __init__(self, cache=None, broker=None):
         super().__init__()
         self.setName("bridges")
         self.cache = cache
+        self.broker = broker
+
+    def startService(self):
+        store = getattr(self.broker, "store", None)
+        if store is not None and store.enabled:
+            self._restore(store)
+        super().startService()
+
+    def _restore(self, store):
+        for name, body in sorted(store.saved_bridges().items()):
+            service = self.get(name)
+            if service is None:
+                self._log.info(
+                    "Bridge {name} was saved over REST but is not in the configuration; "
+                    "ignored", name=name)
+                continue
+            try:
+                service.restore(body)
+            except Exception:  # noqa: BLE001 -- one bad row must not stop the start
+                self._log.failure("saved bridge {name} cannot be restored", name=name)
+                continue
+            self._log.info("Bridge {name}: settings saved over REST restored", name=name)
+        for service in self:
+            count = service.bridge.persist(store)
+            if count:
+                self._log.info("Bridge {name}: {count} queued messages restored",
+                               name=service.name, count=count)
 
     def get(self, name):
         try:
@@ -645,7 +755,7 @@ class BridgesService(MultiService):
 def build_bridges_service(config, broker, reactor, root=None, rng=None):
     """The ``bridges`` MultiService for ``config.bridges``, attached to
     ``root`` (also reachable as ``root.bridges``) when given."""
-    service = BridgesService(getattr(config, "bridge_cache", None))
+    service = BridgesService(getattr(config, "bridge_cache", None), broker)
     for bridge_config in config.bridges:
         BridgeService(bridge_config, broker, reactor, rng).setServiceParent(service)
     if root is not None:

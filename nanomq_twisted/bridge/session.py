@@ -12,6 +12,14 @@ reconnect the in-flight messages are resent first, with their packet ids
 and DUP when the remote kept our session, as fresh messages at the head of
 the queue when it did not -- so nothing acknowledged by nobody is lost and
 the order is kept.
+
+With persistence, ``journal`` (set by ``Bridge.persist``) hears every
+QoS 1/2 message that enters the session (``added``, once: it numbers the
+message, ``Outgoing.seq``) and every one the session is done with
+(``removed``: acknowledged, dropped from a full queue, cancelled); moving
+messages between links or back to the queue is not a change.
+``restore(items)`` puts messages read back from the store at the end of
+the queue.
 """
 
 from collections import OrderedDict, deque
@@ -36,6 +44,7 @@ class Outgoing:
         "properties",
         "qos",
         "retain",
+        "seq",
         "state",
         "topic",
     )
@@ -53,6 +62,8 @@ class Outgoing:
         self.first_sent = None
         self.last_sent = None
         self.dup = False
+        #: The store's number for this message (None: not persisted).
+        self.seq = None
 
 
 class BridgeStats:
@@ -101,6 +112,18 @@ class BridgeSession:
         #: Incoming QoS 2 packet ids delivered locally, awaiting PUBREL.
         self.incoming_qos2 = set()
         self._next_id = 0
+        #: Persistence hooks (``added(item)`` -> seq, ``removed(item)``).
+        self.journal = None
+
+    def _remember(self, item):
+        journal = self.journal
+        if journal is not None and item.seq is None:
+            item.seq = journal.added(item)
+
+    def _forget(self, item):
+        if self.journal is not None and item.seq is not None:
+            self.journal.removed(item)
+            item.seq = None
 
     # -- upward ------------------------------------------------------------
 
@@ -114,10 +137,12 @@ class BridgeSession:
         capacity = max(self.capacity, self.window) if connected else self.capacity
         if capacity <= 0:
             self.stats.dropped += 1
+            self._forget(item)
             return False
         if len(self.queue) >= capacity:
-            self.queue.popleft()
+            self._forget(self.queue.popleft())
             self.stats.dropped += 1
+        self._remember(item)
         self.queue.append(item)
         self.stats.queued = len(self.queue)
         return True
@@ -151,6 +176,7 @@ class BridgeSession:
         item.state = AWAIT_ACK
         item.first_sent = item.last_sent = now
         item.dup = False
+        self._remember(item)
         self.inflight[item.packet_id] = item
         self.stats.inflight = len(self.inflight)
 
@@ -158,6 +184,8 @@ class BridgeSession:
         """PUBACK or PUBCOMP: the message is done; returns it or None."""
         item = self.inflight.pop(packet_id, None)
         self.stats.inflight = len(self.inflight)
+        if item is not None:
+            self._forget(item)
         return item
 
     def received_pubrec(self, packet_id, now):
@@ -177,6 +205,7 @@ class BridgeSession:
             if now - item.first_sent >= cancel_timeout:
                 del self.inflight[packet_id]
                 self.stats.cancelled += 1
+                self._forget(item)
                 continue
             if now - item.last_sent > resend_wait:
                 item.last_sent = now
@@ -185,6 +214,18 @@ class BridgeSession:
                 return item
         self.stats.inflight = len(self.inflight)
         return None
+
+    def restore(self, items):
+        """Append ``items`` (read back from the store, oldest first) to
+        the queue, keeping at most ``max(max_send_queue_len, window)``
+        (the oldest beyond that are dropped, counted)."""
+        queue = self.queue
+        queue.extend(items)
+        limit = max(self.capacity, self.window)
+        while len(queue) > limit:
+            self._forget(queue.popleft())
+            self.stats.dropped += 1
+        self.stats.queued = len(queue)
 
     def drain(self):
         """Empty the session and return its QoS 1/2 messages in send

@@ -27,6 +27,11 @@ What is reported, and when:
 - An inbound QoS 2 packet id a durable session has PUBREC'd is reported
   with ``rel_awaited`` and released with ``rel_done`` (PUBREL), so the
   exactly-once guarantee [MQTT-4.3.3] holds across a restart.
+- Bridges: a bridge changed over REST is saved whole (``bridge_saved``),
+  and every QoS 1/2 message that enters a bridge's session (offline queue
+  or send window) is reported with ``bridge_message_queued`` (the store
+  numbers it) and ``bridge_message_done`` once acknowledged, dropped or
+  cancelled; ``BridgesService`` reads both back when it starts.
 - ``max_rows`` (``sqlite.disk_cache_size``): when more messages than that
   are owed, the broker drops the oldest queued message of an offline
   durable session (``Broker.trim_store``).
@@ -105,6 +110,30 @@ class StoreOps:
     def saved_rules(self):
         """``{rule id: Rule.to_dict() or None (deleted)}`` as persisted."""
         return {}
+
+    # -- bridges (bridge/service.py) ----------------------------------------
+
+    def bridge_saved(self, name, body):
+        """Bridge ``name`` was changed over REST; ``body`` is
+        ``bridge.saved.body_from_service(...)`` (JSON-ready)."""
+
+    def saved_bridges(self):
+        """``{bridge name: body}`` as persisted."""
+        return {}
+
+    def bridge_message_queued(self, name, topic, payload, qos, retain, properties, key):
+        """A QoS 1/2 message entered bridge ``name``'s session (queue or
+        flight); returns the sequence number the store gave it (None:
+        not persisted)."""
+
+    def bridge_message_done(self, name, seq):
+        """Bridge ``name`` is done with message ``seq`` (acknowledged,
+        dropped or cancelled)."""
+
+    def saved_bridge_messages(self, name):
+        """The messages bridge ``name`` still owes, oldest first, as
+        ``(seq, topic, payload, qos, retain, properties, key)``."""
+        return []
 
     # -- retained messages ------------------------------------------------
 

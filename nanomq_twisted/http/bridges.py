@@ -325,7 +325,7 @@ class BridgesAPI:
                     service.bridge.config,
                     sub_properties=replace(old, identifier=identifier),
                 )
-        service.bridge.add_subscriptions(entries, wire_props)
+        service.add_subscriptions(entries, wire_props)
         return self._json(request, ok())
 
     @app.route("/unsub/<name>", methods=["POST", "PUT"], strict_slashes=False)
@@ -347,5 +347,5 @@ class BridgesAPI:
             pairs = _pairs(props.get("user_properties"))
             if pairs:
                 wire_props["user_property"] = list(pairs)
-        service.bridge.remove_subscriptions(topics, wire_props)
+        service.remove_subscriptions(topics, wire_props)
         return self._json(request, ok())

@@ -78,6 +78,13 @@ class PersistenceService(Service):
             messages=messages,
             path=store.path,
         )
+        if store.saved_bridges() or store.bridge_rows:
+            self._log.info(
+                "Restored {bridges} bridges changed over REST and {messages} messages "
+                "queued for bridges",
+                bridges=len(store.saved_bridges()),
+                messages=store.bridge_rows,
+            )
 
     def stopService(self):
         super().stopService()

@@ -32,7 +32,13 @@ Also kept: the inbound QoS 2 packet ids a durable session has PUBREC'd
 (``awaiting_rel``), and REST-made rules (``rules``: one JSON body per id,
 NULL for a rule deleted over REST, so a deleted config-file rule stays
 deleted; ``saved_rules()`` is the current view the rules service applies
-when it starts).
+when it starts), bridges changed over REST (``bridges``: one JSON body per
+name, the whole effective settings) and the QoS 1/2 messages bridges owe
+their remotes (``bridge_messages``, numbered by the store with one
+increasing ``seq``; a message queued and done within one batch is never
+written).  ``saved_bridges()`` and ``saved_bridge_messages(name)`` are
+current views, kept in memory, that ``BridgesService`` reads when it starts
+(at start-up or on ``/ctrl/restart``).
 
 ``max_rows`` is ``sqlite.disk_cache_size``; ``rows`` counts the deliveries
 (messages owed to durable sessions) the store holds, for the broker's trim.
@@ -75,6 +81,10 @@ CREATE TABLE IF NOT EXISTS deliveries(
 CREATE TABLE IF NOT EXISTS awaiting_rel(
     client_id TEXT, packet_id INT, received_at REAL, PRIMARY KEY(client_id, packet_id));
 CREATE TABLE IF NOT EXISTS rules(id INTEGER PRIMARY KEY, body TEXT);
+CREATE TABLE IF NOT EXISTS bridges(name TEXT PRIMARY KEY, body TEXT);
+CREATE TABLE IF NOT EXISTS bridge_messages(
+    seq INTEGER PRIMARY KEY, bridge TEXT, topic TEXT, payload BLOB, qos INT,
+    retain INT, props TEXT, key TEXT);
 """
 
 #: Topics never persisted: the broker republishes them itself.
@@ -154,6 +164,11 @@ class SqliteStore(StoreOps):
         self.rows = 0
         #: rule id -> Rule.to_dict() or None (deleted over REST)
         self._rule_view = {}
+        #: bridge name -> saved body
+        self._bridge_view = {}
+        #: bridge name -> {seq: bridge_messages row}, what bridges owe
+        self._bridge_owed = {}
+        self._next_bridge_seq = 1
         self.changes = 0
         self.batches = 0
         self.failures = 0
@@ -202,6 +217,15 @@ class SqliteStore(StoreOps):
         db.execute("COMMIT")
         for rule_id, body in db.execute("SELECT id, body FROM rules"):
             self._rule_view[rule_id] = json.loads(body) if body else None
+        for name, body in db.execute("SELECT name, body FROM bridges"):
+            self._bridge_view[name] = json.loads(body)
+        for row in db.execute(
+            "SELECT seq, bridge, topic, payload, qos, retain, props, key"
+            " FROM bridge_messages ORDER BY seq"
+        ):
+            row = row[:3] + (bytes(row[3]),) + row[4:]
+            self._bridge_owed.setdefault(row[1], {})[row[0]] = row
+            self._next_bridge_seq = max(self._next_bridge_seq, row[0] + 1)
         retained = 0
         for topic, payload, qos, props, stored_at, interval, sender, username in db.execute(
             "SELECT topic, payload, qos, props, stored_at, expiry_interval, sender,"
@@ -281,6 +305,8 @@ class SqliteStore(StoreOps):
         self._retained = {}  # topic -> row or None (delete)
         self._rels = {}  # (client id, packet id) -> row or None (delete)
         self._rules = {}  # rule id -> row
+        self._bridges = {}  # bridge name -> row
+        self._bridge_msgs = {}  # seq -> row or None (delete)
 
     def _touch(self):
         self._ops += 1
@@ -407,6 +433,48 @@ class SqliteStore(StoreOps):
     def saved_rules(self):
         return dict(self._rule_view)
 
+    def bridge_saved(self, name, body):
+        self._bridge_view[name] = body
+        self._bridges[name] = (name, json.dumps(body))
+        self._touch()
+
+    def saved_bridges(self):
+        return dict(self._bridge_view)
+
+    def bridge_message_queued(self, name, topic, payload, qos, retain, properties, key):
+        seq = self._next_bridge_seq
+        self._next_bridge_seq += 1
+        row = (seq, name, topic, _payload(payload), qos, int(bool(retain)),
+               dump_props(properties), key)
+        self._bridge_owed.setdefault(name, {})[seq] = row
+        self._bridge_msgs[seq] = row
+        self.changes += 1
+        self._touch()
+        return seq
+
+    def bridge_message_done(self, name, seq):
+        owed = self._bridge_owed.get(name)
+        if owed is None or owed.pop(seq, None) is None:
+            return
+        if self._bridge_msgs.get(seq) is not None:
+            # Queued and done within one batch: nothing reaches the disk.
+            del self._bridge_msgs[seq]
+        else:
+            self._bridge_msgs[seq] = None
+        self._touch()
+
+    @property
+    def bridge_rows(self):
+        """How many messages bridges owe (all bridges)."""
+        return sum(len(owed) for owed in self._bridge_owed.values())
+
+    def saved_bridge_messages(self, name):
+        owed = self._bridge_owed.get(name, {})
+        return [
+            (seq, row[2], row[3], row[4], bool(row[5]), load_props(row[6]), row[7])
+            for seq, row in sorted(owed.items())
+        ]
+
     def retained_set(self, topic, message, now, expiry_interval):
         if topic.startswith(VOLATILE_PREFIX):
             return
@@ -523,6 +591,16 @@ class SqliteStore(StoreOps):
         if self._rules:
             out.append(("INSERT OR REPLACE INTO rules VALUES (?, ?)",
                         list(self._rules.values())))
+        if self._bridges:
+            out.append(("INSERT OR REPLACE INTO bridges VALUES (?, ?)",
+                        list(self._bridges.values())))
+        done = [(seq,) for seq, row in self._bridge_msgs.items() if row is None]
+        if done:
+            out.append(("DELETE FROM bridge_messages WHERE seq = ?", done))
+        owed = [row for row in self._bridge_msgs.values() if row is not None]
+        if owed:
+            out.append(("INSERT OR REPLACE INTO bridge_messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        owed))
         return out
 
     def _write(self, statements):

@@ -18,7 +18,7 @@ import sys
 from twisted.internet import defer, error, protocol, reactor, task
 from twisted.trial.unittest import TestCase
 
-from .support import TIMEOUT, Client, in_thread
+from .support import TIMEOUT, Client, Clients, in_thread
 
 LISTENING = re.compile(rb"tcp listening on 127\.0\.0\.1:(\d+)")
 
@@ -276,3 +276,145 @@ class RuleRestartTests(TestCase):
                 return
             yield task.deferLater(reactor, 0.05, lambda: None)
         self.fail(f"rule {top_id} never committed")
+
+
+class BridgeRestartTests(TestCase):
+    """Bridges changed over REST (PUT, switch, live sub/unsub) and the
+    QoS 1/2 messages a bridge owes its remote survive a restart; the remote
+    is a real Mosquitto."""
+
+    timeout = 60
+    start = RestartTests.start
+    stop = RestartTests.stop
+
+    def setUp(self):
+        from .mosquitto import MOSQUITTO, Mosquitto
+
+        if MOSQUITTO is None:
+            raise self.skipTest("mosquitto is not installed (apt-get install mosquitto)")
+        RestartTests.setUp(self)
+        self.remote = Mosquitto(self)
+        self.http_port = free_port()
+        server = f"mqtt-tcp://127.0.0.1:{self.remote.port}"
+        with open(self.conf, "a") as f:
+            f.write(
+                f'http_server {{ port = {self.http_port}, ip_addr = "127.0.0.1",'
+                ' username = admin, password = public }\n'
+                f'bridges.mqtt.up {{ server = "{server}", clientid = "edge-up",'
+                ' backoff_max = 1s, max_send_queue_len = 1000,'
+                ' forwards = [ { local_topic = "a/#", remote_topic = "", prefix = "file/" },'
+                ' { local_topic = "q/#", remote_topic = "" } ] }\n'
+                f'bridges.mqtt.spare {{ server = "{server}", clientid = "edge-spare",'
+                ' backoff_max = 1s }\n'
+            )
+        self.local_clients = Clients(self, self.port)
+        self.remote_clients = Clients(self, self.remote.port)
+
+    @defer.inlineCallbacks
+    def rest(self, method, path, body=None):
+        import treq
+        from twisted.web.client import HTTPConnectionPool
+
+        pool = HTTPConnectionPool(reactor, persistent=False)
+        url = f"http://127.0.0.1:{self.http_port}/api/v4/bridges{path}"
+        response = yield treq.request(method, url, json=body, auth=("admin", "public"),
+                                      pool=pool)
+        content = yield response.json()
+        yield pool.closeCachedConnections()
+        self.assertEqual(response.code, 200, content)
+        return content
+
+    @defer.inlineCallbacks
+    def test_rest_changes_survive_sigterm(self):
+        yield self.remote.start()
+        proc, transport = yield self.start()
+        yield self.rest("PUT", "/up", {"up": {
+            "server": f"mqtt-tcp://127.0.0.1:{self.remote.port}",
+            "clientid": "edge-up",
+            "max_send_queue_len": 1000,
+            "forwards": [{"local_topic": "a/#", "remote_topic": "", "prefix": "rest/",
+                          "qos": 1}],
+        }})
+        yield self.rest("POST", "/sub/up", {"data": {"subscription": [
+            {"remote_topic": "down/#", "local_topic": "", "qos": 1},
+            {"remote_topic": "gone/#", "local_topic": "", "qos": 1},
+        ]}})
+        yield self.rest("PUT", "/unsub/up", {"data": {"unsubscription": [{"topic": "gone/#"}]}})
+        yield self.rest("POST", "/switch/spare", {"data": {"bridge_switch": False}})
+        before = (yield self.rest("GET", ""))["data"]["bridge"]["nodes"]
+        yield self.stop(proc, transport, signal.SIGTERM)
+
+        proc, transport = yield self.start()
+        self.assertIn(b"Restored 2 bridges changed over REST", proc.output)
+        after = (yield self.rest("GET", ""))["data"]["bridge"]["nodes"]
+        self.assertEqual(after, before)
+        (up,) = [n for n in after if n["name"] == "up"]
+        self.assertEqual(up["forwards"], [{"prefix": "rest/", "remote_topic": "",
+                                           "local_topic": "a/#", "qos": 1}])
+        self.assertEqual([s["remote_topic"] for s in up["subscription"]], ["down/#"])
+        self.assertEqual({n["name"]: n["enable"] for n in after}, {"up": True, "spare": False})
+
+        remote = self.remote_clients("remote-check")
+        local = self.local_clients("local-check")
+        local_pub = self.local_clients("local-pub")
+
+        def check():
+            remote.connect()
+            remote.subscribe("+/a/#", 1)
+            local.connect()
+            local.subscribe("down/#", 1)
+            # Queued (QoS 1, max_send_queue_len) until the bridge is up.
+            local_pub.connect()
+            local_pub.publish("a/x", b"up", 1)
+            message = remote.expect()
+            self.assertEqual((message.topic, message.payload, message.qos),
+                             ("rest/a/x", b"up", 1))
+            # Retained at the remote, so it comes down whenever the
+            # bridge's restored subscription reaches Mosquitto.
+            remote.publish("down/y", b"d", 1, retain=True)
+            message = local.expect()
+            self.assertEqual((message.topic, message.payload), ("down/y", b"d"))
+
+        yield in_thread(check)
+        yield self.stop(proc, transport, signal.SIGTERM)
+
+    @defer.inlineCallbacks
+    def test_offline_queue_survives_sigterm(self):
+        count = 100
+        proc, transport = yield self.start()  # the remote is down
+        pub = self.local_clients("queue-pub")
+
+        def publish_all():
+            pub.connect()
+            for i in range(count):
+                pub.publish(f"q/{i}", str(i).encode(), 1)
+            pub.disconnect()
+
+        yield in_thread(publish_all)
+        yield self.stop(proc, transport, signal.SIGTERM)
+        self.assertEqual(self.queued(), count)
+
+        yield self.remote.start()
+        remote = self.remote_clients("queue-sub")
+        yield in_thread(lambda: (remote.connect(), remote.subscribe("q/#", 1)))
+        proc, transport = yield self.start()
+        self.assertIn(b"and %d messages queued for bridges" % count, proc.output)
+
+        def receive():
+            return [int(remote.expect().payload) for _ in range(count)]
+
+        self.assertEqual((yield in_thread(receive)), list(range(count)))
+        # Delivered and acknowledged: gone from the database.
+        for _ in range(int(TIMEOUT / 0.05)):
+            if self.queued() == 0:
+                break
+            yield task.deferLater(reactor, 0.05, lambda: None)
+        self.assertEqual(self.queued(), 0)
+        yield self.stop(proc, transport, signal.SIGTERM)
+
+    def queued(self):
+        db = sqlite3.connect(self.db, timeout=1)
+        try:
+            return db.execute("SELECT count(*) FROM bridge_messages").fetchone()[0]
+        finally:
+            db.close()

@@ -1,0 +1,83 @@
+# -*- test-case-name: tests.unit.test_bridge_saved -*-
+"""
+Bridge settings as JSON, for the store (``bridge_saved``/``saved_bridges``).
+
+A bridge changed over REST (PUT, switch, live sub/unsub) is saved as the
+whole effective ``BridgeConfig`` -- ``dataclasses.asdict`` -- plus whether
+it is switched on.  ``config_from_dict`` rebuilds the frozen dataclasses;
+keys a later version no longer knows are ignored and missing ones take
+their defaults, so an old row survives a schema change.
+"""
+
+from dataclasses import asdict, fields
+
+from ..config.bridge_schema import (
+    BridgeConfig,
+    BridgeForward,
+    BridgeSsl,
+    BridgeSubscription,
+    BridgeTcp,
+    BridgeWill,
+    ConnProperties,
+    SubProperties,
+    WillProperties,
+)
+
+__all__ = ["VERSION", "body_from_service", "config_from_dict", "config_to_dict"]
+
+#: Format of the saved body (``{"version", "enable", "config"}``).
+VERSION = 1
+
+
+def _pairs(value):
+    return tuple((str(k), str(v)) for k, v in value)
+
+
+def _make(cls):
+    return lambda value: _build(cls, value)
+
+
+def _many(cls):
+    return lambda value: tuple(_build(cls, item) for item in value)
+
+
+#: How a field's JSON value becomes its dataclass value, by field name
+#: (the names are unique across the bridge schema).
+_CONVERT = {
+    "ssl": _make(BridgeSsl),
+    "tcp": _make(BridgeTcp),
+    "conn_properties": _make(ConnProperties),
+    "will": _make(BridgeWill),
+    "properties": _make(WillProperties),
+    "sub_properties": _make(SubProperties),
+    "forwards": _many(BridgeForward),
+    "subscription": _many(BridgeSubscription),
+    "user_property": _pairs,
+    "hybrid_servers": tuple,
+}
+
+
+def _build(cls, data):
+    known = {f.name for f in fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        if key not in known:
+            continue
+        convert = _CONVERT.get(key)
+        kwargs[key] = value if value is None or convert is None else convert(value)
+    return cls(**kwargs)
+
+
+def config_to_dict(config):
+    """``config`` (a ``BridgeConfig``) as JSON-ready dicts and lists."""
+    return asdict(config)
+
+
+def config_from_dict(data):
+    """The ``BridgeConfig`` ``config_to_dict`` was given."""
+    return _build(BridgeConfig, data)
+
+
+def body_from_service(config, enabled):
+    """What the store keeps for one bridge."""
+    return {"version": VERSION, "enable": bool(enabled), "config": config_to_dict(config)}
