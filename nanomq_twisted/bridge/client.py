@@ -8,7 +8,7 @@ both directions, answers the keepalive and drives one periodic tick (every
 ``resend_interval``, as NanoMQ's client timer) that sends PINGREQ when due,
 closes a connection whose PINGREQ went unanswered for a tick, and resends
 the oldest unacknowledged message.  What to send, what was received and
-what survives a reconnect belong to its *owner* (`service.Bridge`), which
+what survives a reconnect belong to its *owner* (`bridge.Bridge`), which
 provides ``config`` (a ``BridgeConfig``), ``session`` (a
 `session.BridgeSession`) and the callbacks ``connected``, ``disconnected``,
 ``message_received`` and ``pump``.

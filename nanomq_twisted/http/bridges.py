@@ -21,8 +21,6 @@ from dataclasses import replace
 from klein import Klein
 from twisted.internet import defer
 from twisted.logger import Logger
-from werkzeug.exceptions import HTTPException
-from werkzeug.routing import RequestRedirect
 
 from ..config import BridgeSubscription, ConfigError, SubProperties
 from ..config.bridges import build_bridge
@@ -31,9 +29,8 @@ from .common import (
     ILLEGAL_SUBJECT,
     NOT_JSON,
     PARAM_ERROR,
-    UNKNOWN,
     ApiError,
-    dumps,
+    error_response,
     is_int,
     json_body,
     ok,
@@ -208,17 +205,7 @@ class BridgesAPI:
 
     @app.handle_errors(Exception)
     def errors(self, request, failure):
-        error = failure.value
-        request.setHeader(b"content-type", JSON)
-        if isinstance(error, ApiError):
-            request.setResponseCode(error.status)
-            return error.body()
-        if isinstance(error, (HTTPException, RequestRedirect)):
-            request.setResponseCode(404)
-            return dumps({"code": UNKNOWN})
-        _log.failure("bridges REST handler failed", failure)
-        request.setResponseCode(500)
-        return dumps({"code": UNKNOWN})
+        return error_response(request, failure, _log, "bridges REST handler")
 
     def _json(self, request, body):
         request.setHeader(b"content-type", JSON)

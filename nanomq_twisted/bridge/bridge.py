@@ -1,0 +1,415 @@
+# -*- test-case-name: tests.protocol.test_bridge_client,tests.e2e.test_bridge_mosquitto -*-
+"""
+``Bridge``: one bridge's broker-facing half, apart from the services that
+connect it (`service.py`) and the endpoints they dial (`endpoints.py`),
+because everything here is plain state driven by the broker and by
+``MQTTBridgeProtocol`` events -- testable without a reactor or a socket.
+
+``Bridge.tap`` sees every routed message (``Broker.message_taps``) and
+sends what the forwards select; messages from the remote are published
+locally as if a client had sent them, with ``Message.sender`` set to the
+bridge's internal id so that they are never forwarded back by *this*
+bridge (NanoMQ has no such guard; other bridges still forward them, as
+NanoMQ does).  Connecting and losing the remote publishes the bridge's
+``$SYS/brokers/client_status`` notices, as for a client.
+
+``parallel_connections = N`` (our key, default 1) opens N connections to
+the remote, each a ``Bridge`` *link* with its own ``ClientService``,
+session (offline queue of up to ``max_send_queue_len`` and in-flight
+window), back-off and counters.  Link 0 is the bridge itself: it keeps the
+configured client id, the will and every remote subscription (configured
+or added through REST), and its ``tap`` sends each forwarded message on
+link ``topics.shard(local topic, N)``, so one local topic always takes the
+same connection and keeps its order.  Links 1..N-1 connect as
+``<clientid>-<n>`` (or with an id of their own when none is configured),
+only forward, and publish their own ``$SYS`` status notices.  NanoMQ's
+``max_parallel_processes`` sizes its downward work contexts, not
+connections; it is kept for REST display only (docs/compatibility.md).
+
+``Bridge.persist`` hands the links a ``QueueJournal`` so the QoS 1/2
+messages they owe the remote go through the store (`service.py`'s
+docstring has the persistence story).
+"""
+
+import random
+from dataclasses import replace
+
+from twisted.application.internet import backoffPolicy
+from twisted.logger import Logger
+
+from ..core.message import Message, forwarded_properties
+from ..core.sys_topics import client_offline_payload, client_online_payload
+from .client import subscribe_properties
+from .session import SEND_WINDOW, BridgeSession, BridgeStats, Outgoing
+from .topics import downward, shard, upward
+
+CLIENT_STATUS_TOPIC = "$SYS/brokers/client_status"
+
+#: ``reason_code`` of a bridge's offline notice (0x8B, server shutting down).
+BRIDGE_OFFLINE_REASON = 0x8B
+
+
+def sender_id(name):
+    """``Message.sender`` of messages that came down through bridge
+    ``name``; not a client id any local client can hold in practice."""
+    return "$bridge/" + name
+
+
+def backoff_cap(config):
+    # NanoMQ replaces a back-off cap above 10 minutes with 6 minutes.
+    cap = config.backoff_max
+    return 360.0 if cap > 600 else max(cap, 0.01)
+
+
+#: ``BridgeStats`` fields summed over a bridge's links.
+_COUNTERS = (
+    "sent", "received", "sent_bytes", "received_bytes", "connects", "dropped",
+    "downlink_dropped", "cancelled", "queued", "inflight",
+)
+
+
+def link_config(config, index):
+    """The configuration link ``index`` of a bridge connects with: link 0
+    uses ``config`` as is; the others ``<clientid>-<index>`` (no id when
+    none is configured: each gets its own), without subscriptions or
+    will, which belong to link 0 alone."""
+    if index == 0:
+        return config
+    clientid = f"{config.clientid}-{index}" if config.clientid else None
+    return replace(config, clientid=clientid, subscription=(), will=None)
+
+
+class QueueJournal:
+    """A bridge's ``BridgeSession.journal``: reports its owed QoS 1/2
+    messages to the store under the bridge's name."""
+
+    __slots__ = ("name", "store")
+
+    def __init__(self, store, name):
+        self.store = store
+        self.name = name
+
+    def added(self, item):
+        return self.store.bridge_message_queued(
+            self.name, item.topic, item.payload, item.qos, item.retain, item.properties,
+            item.key,
+        )
+
+    def removed(self, item):
+        self.store.bridge_message_done(self.name, item.seq)
+
+
+class _StatusView:
+    """What ``sys_topics`` reads from a connection, for a bridge."""
+
+    peer = None
+
+    def __init__(self, config, client_id):
+        self.client_id = client_id
+        self.username = config.username
+        self.keepalive = int(config.keepalive)
+        self.level = config.proto_ver
+        self.clean_start = config.clean_start
+        self._connect = self
+
+    @property
+    def protocol_name(self):
+        return "MQIsdp" if self.level == 3 else "MQTT"
+
+
+class Bridge:
+    """One bridge's broker side: forwards, downward delivery, status."""
+
+    _log = Logger()
+
+    def __init__(self, config, broker, clock, rng=None, index=0):
+        self.index = index
+        self.config = config = link_config(config, index)
+        self.broker = broker
+        self.clock = clock
+        self.rng = rng or random.Random()
+        #: This link's counters; ``totals()`` sums every link's.
+        self.stats = BridgeStats()
+        self.session = BridgeSession(config.max_send_queue_len, SEND_WINDOW, self.stats)
+        self.sender = sender_id(config.name)
+        self.protocol = None
+        #: The configuration of the server being dialled or connected
+        #: (differs from ``config`` only with ``hybrid_bridging``).
+        self.current = config
+        self._failures = 0
+        self._tapped = False
+        #: Every connection of this bridge, this one (link 0) first; the
+        #: other links' own ``links`` is empty.
+        self.links = []
+        #: Counters of links removed by a reconfiguration.
+        self._retired = BridgeStats()
+        if index == 0:
+            self.links = [self] + [
+                Bridge(config, broker, clock, self.rng, n)
+                for n in range(1, max(config.parallel_connections, 1))
+            ]
+
+    @property
+    def name(self):
+        return self.config.name
+
+    @property
+    def label(self):
+        """The bridge name, with ``#<n>`` for links other than 0 (logs)."""
+        return self.name if self.index == 0 else f"{self.name}#{self.index}"
+
+    # -- wiring ------------------------------------------------------------
+
+    def attach(self):
+        if not self._tapped:
+            self.broker.message_taps.append(self.tap)
+            self._tapped = True
+
+    def detach(self):
+        if self._tapped:
+            self.broker.message_taps.remove(self.tap)
+            self._tapped = False
+
+    def reconfigure(self, config):
+        """Take a new configuration (the bridge is disconnected).  On link 0
+        this also reconfigures the other links; when the number of
+        ``parallel_connections`` changes, links are added or removed and
+        every pending QoS 1/2 message is moved to the link its topic now
+        maps to (in-flight ones as new messages), in order."""
+        self.config = link_config(config, self.index)
+        self.current = self.config
+        self.session.capacity = config.max_send_queue_len
+        self.sender = sender_id(config.name)
+        if self.index != 0:
+            return
+        count = max(config.parallel_connections, 1)
+        for link in self.links[1:count]:
+            link.reconfigure(config)
+        if count == len(self.links):
+            return
+        pending = []
+        for link in self.links:
+            pending.extend(link.session.drain())
+        for link in self.links[count:]:
+            for name in _COUNTERS[:-2]:
+                setattr(self._retired, name, getattr(self._retired, name) + getattr(link.stats, name))
+        del self.links[count:]
+        while len(self.links) < count:
+            link = Bridge(config, self.broker, self.clock, self.rng, len(self.links))
+            link.session.journal = self.session.journal
+            self.links.append(link)
+        for item in pending:
+            self.links[shard(item.key, count)].session.enqueue(item)
+
+    def persist(self, store):
+        """Report this bridge's owed messages to ``store`` from now on,
+        and queue the ones it kept from before (on the link each topic
+        maps to, oldest first); returns how many."""
+        journal = QueueJournal(store, self.name)
+        for link in self.links:
+            link.session.journal = journal
+        count = len(self.links)
+        restored = [[] for _ in self.links]
+        saved = store.saved_bridge_messages(self.name)
+        for seq, topic, payload, qos, retain, props, key in saved:
+            item = Outgoing(topic, payload, qos, retain, props, key)
+            item.seq = seq
+            restored[shard(item.key, count) if count > 1 else 0].append(item)
+        for link, items in zip(self.links, restored):
+            if items:
+                link.session.restore(items)
+        return len(saved)
+
+    def totals(self):
+        """The bridge's counters: every link's, summed (``connected`` when
+        all links are)."""
+        total = BridgeStats()
+        for name in _COUNTERS:
+            setattr(total, name, sum(getattr(link.stats, name) for link in self.links)
+                    + getattr(self._retired, name))
+        total.connected = all(link.stats.connected for link in self.links)
+        return total
+
+    def dialing(self, config):
+        """The next connection attempt goes to ``config.server``."""
+        if config.server != self.current.server:
+            self._log.info(
+                "Bridge {name}: trying {server} (hybrid bridging)",
+                name=self.label,
+                server=config.server,
+            )
+        self.current = config
+
+    def retry_delay(self, _attempt=None):
+        """ClientService's retry policy.  Counts failures itself: Twisted
+        resets its count whenever TCP connects, even if CONNACK then fails."""
+        attempt = self._failures
+        self._failures += 1
+        cap = backoff_cap(self.config)
+        jitter_max = min(1.0, cap)
+        policy = backoffPolicy(
+            initialDelay=min(0.5, cap),
+            maxDelay=cap,
+            factor=2.0,
+            jitter=lambda: self.rng.random() * jitter_max,
+        )
+        return policy(attempt)
+
+    # -- upward --------------------------------------------------------------
+
+    def tap(self, message, now):
+        if message.sender == self.sender:
+            return  # it came from this bridge: never send it back
+        topic = message.topic
+        if topic[:4] == "$SYS":
+            return
+        copies = upward(self.config.forwards, topic, message.qos, message.retain)
+        if not copies:
+            return
+        props = None
+        if self.config.proto_ver == 5:
+            props = forwarded_properties(message.properties)
+        links = self.links
+        link = links[shard(topic, len(links))] if len(links) > 1 else self
+        for copy in copies:
+            if copy.invalid:
+                self._log.warn(
+                    "Bridge {name}: invalid remote_topic template for {topic}; "
+                    "forwarding it unchanged",
+                    name=self.name,
+                    topic=topic,
+                )
+            link.forward(
+                Outgoing(copy.topic, message.payload, copy.qos, copy.retain, props, topic), now
+            )
+
+    def forward(self, item, now):
+        """Send one upward message now, queue it, or drop it (counted)."""
+        proto = self.protocol
+        session = self.session
+        if item.qos == 0:
+            if proto is None or proto.congested or not proto.send_publish(item):
+                self.stats.dropped += 1
+            return
+        if (
+            proto is not None
+            and not proto.congested
+            and not session.queue
+            and session.has_room(proto.window)
+        ):
+            session.start(item, now, proto.busy_ids())
+            if not proto.send_publish(item):
+                session.acknowledged(item.packet_id)
+                self.stats.dropped += 1
+            return
+        session.enqueue(item, connected=proto is not None)
+
+    def pump(self):
+        """Move queued messages into flight while the window allows."""
+        proto = self.protocol
+        session = self.session
+        if proto is None:
+            return
+        now = self.clock.seconds()
+        while session.queue and not proto.congested and session.has_room(proto.window):
+            item = session.take(len(session.inflight) + 1, now, proto.busy_ids())[0]
+            if not proto.send_publish(item):
+                session.acknowledged(item.packet_id)
+                self.stats.dropped += 1
+
+    # -- connection events (from MQTTBridgeProtocol) ---------------------
+
+    def connected(self, proto, connack):
+        self.protocol = proto
+        self._failures = 0
+        now = self.clock.seconds()
+        self.stats.connects += 1
+        self.stats.connected = True
+        self._log.info(
+            "Bridge {name} connected to {server} (session present: {present})",
+            name=self.label,
+            server=self.current.server,
+            present=connack.session_present,
+        )
+        self._status(proto, True, 0, now)
+        if self.config.subscription:
+            props = subscribe_properties(self.config.sub_properties) if proto.v5 else None
+            proto.subscribe(self.config.subscription, props)
+        for item in self.session.reconnected(connack.session_present, now):
+            proto.send_publish(item)
+        self.pump()
+
+    def disconnected(self, proto, was_connected, reason):
+        if self.protocol is proto:
+            self.protocol = None
+        if was_connected:
+            self.stats.connected = False
+            self._log.info(
+                "Bridge {name} lost its connection to {server}: {reason}",
+                name=self.label,
+                server=self.current.server,
+                reason=reason.getErrorMessage(),
+            )
+            self._status(proto, False, BRIDGE_OFFLINE_REASON, self.clock.seconds())
+
+    def message_received(self, topic, packet, proto):
+        now = self.clock.seconds()
+        local, retain, invalid = downward(self.config.subscription, topic, packet.retain)
+        if invalid:
+            self._log.warn(
+                "Bridge {name}: invalid local_topic template for {topic}; "
+                "publishing it unchanged",
+                name=self.name,
+                topic=topic,
+            )
+        props = forwarded_properties(packet.properties) if proto.v5 else None
+        message = Message(local, packet.payload, packet.qos, retain, props, now, self.sender)
+        self.broker.publish(message, now)
+
+    def _status(self, proto, online, code, now):
+        if not getattr(self.broker, "sys_events", True):
+            return
+        view = _StatusView(self.config, proto.client_id or self.config.clientid)
+        if online:
+            payload = client_online_payload(view, code, now)
+        else:
+            payload = client_offline_payload(view, code, now)
+        self.broker.publish_internal(CLIENT_STATUS_TOPIC, payload, now, retain=True)
+
+    # -- live (un)subscribe (REST) -------------------------------------------
+
+    def add_subscriptions(self, entries, properties=None):
+        """Append ``BridgeSubscription`` entries and SUBSCRIBE them now if
+        connected (otherwise at the next connect)."""
+        from dataclasses import replace
+
+        self.config = replace(self.config, subscription=self.config.subscription + tuple(entries))
+        proto = self.protocol
+        if proto is not None:
+            proto.subscribe(entries, properties if proto.v5 else None)
+
+    def remove_subscriptions(self, topics, properties=None):
+        from dataclasses import replace
+
+        kept = tuple(s for s in self.config.subscription if s.remote_topic not in topics)
+        self.config = replace(self.config, subscription=kept)
+        proto = self.protocol
+        if proto is not None:
+            proto.unsubscribe(list(topics), properties if proto.v5 else None)
+
+    # -- observability ---------------------------------------------------------
+
+    def metrics(self):
+        """NanoMQ's ``/api/v4/metrics`` object for this bridge (all its
+        connections together)."""
+        stats = self.totals()
+        return {
+            "bridge name": self.name,
+            "sent messages": stats.sent,
+            "received messages": stats.received,
+            "sent bytes": stats.sent_bytes,
+            "received bytes": stats.received_bytes,
+            "MQTT reconnect times": stats.connects,
+            "uplink msg dropped": stats.dropped,
+            "downlink msg dropped": stats.downlink_dropped,
+        }
