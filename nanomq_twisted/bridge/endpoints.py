@@ -75,10 +75,11 @@ class QuicEndpoint:
     driver (`transport/quic.py`): a fresh UDP port and QUIC connection per
     attempt, so ``ClientService`` reconnects exactly as for TCP.
 
-    ``quic_idle_timeout`` becomes aioquic's ``idle_timeout``; NanoMQ's QUIC
-    bridge does not verify the server (``ssl`` is invalid for QUIC), nor
-    do we.  The other ``quic_*`` keys have no aioquic equivalent and are
-    accepted and ignored (docs/compatibility.md)."""
+    ``quic_idle_timeout`` becomes aioquic's ``idle_timeout`` and
+    ``quic_initial_rtt_ms`` its ``initial_rtt``; NanoMQ's QUIC bridge does
+    not verify the server (``ssl`` is invalid for QUIC), nor do we.  The
+    other ``quic_*`` keys have no aioquic equivalent and are accepted and
+    ignored (docs/compatibility.md)."""
 
     def __init__(self, reactor, config):
         from ..transport.quic import client_configuration
@@ -86,8 +87,14 @@ class QuicEndpoint:
         self.reactor = reactor
         self.config = config
         idle = config.quic_idle_timeout or 24 * 3600.0
+        # The quic_* keys aioquic has an equivalent for; NanoMQ's congestion
+        # control is fixed to CUBIC, which aioquic also implements.
         self.configuration = client_configuration(
-            server_name=config.host, verify=False, idle_timeout=idle
+            server_name=config.host,
+            verify=False,
+            idle_timeout=idle,
+            initial_rtt=config.quic_initial_rtt_ms / 1000.0,
+            congestion_control_algorithm="cubic",
         )
 
     def connect(self, factory):

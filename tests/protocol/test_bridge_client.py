@@ -498,3 +498,24 @@ class ParallelTests(BridgeTestCase):
         self.assertEqual(len(Bridge(config, None, task.Clock()).links), 1)
         with self.assertRaises(ConfigError):
             bridge_config(base + "parallel_connections = 0")
+
+
+class QuicSettingsTests(SynchronousTestCase):
+    """The ``quic_*`` keys aioquic has an equivalent for reach its
+    ``QuicConfiguration``."""
+
+    def test_quic_keys_mapped(self):
+        from twisted.internet.testing import MemoryReactorClock
+
+        from nanomq_twisted.bridge.endpoints import QuicEndpoint
+
+        _, bridge = bridge_config(
+            'server = "mqtt-quic://127.0.0.1:14567"\n'
+            "quic_idle_timeout = 30s\nquic_initial_rtt_ms = 250"
+        )
+        quic = QuicEndpoint(MemoryReactorClock(), bridge).configuration
+        self.assertEqual(
+            (quic.idle_timeout, quic.initial_rtt, quic.congestion_control_algorithm),
+            (30.0, 0.25, "cubic"),
+        )
+        self.assertEqual(quic.alpn_protocols, ["mqtt"])
