@@ -90,8 +90,7 @@ class Broker:
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError("%s exited with %s; log %s:\n%s"
-                                   % (self.name, self.proc.returncode, self.log, self.tail()))
+                raise RuntimeError("{} exited with {}; log {}:\n{}".format(self.name, self.proc.returncode, self.log, self.tail()))
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
                 return self
@@ -156,7 +155,7 @@ def nanomq_broker(workdir, port, python=sys.executable, extra_argv=()):
     try:
         return b.start()
     except RuntimeError as exc:
-        sys.stderr.write("entry point failed (%s); using bench/run_broker.py\n" % str(exc)[:300])
+        sys.stderr.write("entry point failed ({}); using bench/run_broker.py\n".format(str(exc)[:300]))
         b.argv = [python, *extra_argv, os.path.join(HERE, "run_broker.py"), str(port)]
         b.name = "nanomq-twisted-fallback"
         return b.start()

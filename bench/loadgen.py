@@ -19,7 +19,6 @@ import math
 import multiprocessing as mp
 import queue
 import selectors
-import socket
 import struct
 import time
 import traceback

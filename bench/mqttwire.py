@@ -145,12 +145,12 @@ def open_client(port, client_id, filters=None, timeout=30.0, sub_qos=0):
     s.sendall(connect_packet(client_id))
     connack, rest = read_packets(s, 1)
     if len(connack) < 4 or connack[0] != 0x20 or connack[3] != 0:
-        raise ConnectionError("CONNACK refused for %s: %r" % (client_id, connack))
+        raise ConnectionError("CONNACK refused for {}: {!r}".format(client_id, connack))
     if filters:
         chunks = [filters[i:i + 100] for i in range(0, len(filters), 100)]
         s.sendall(b"".join(subscribe_packet(n + 1, [(f, sub_qos) for f in chunk])
                            for n, chunk in enumerate(chunks)))
         _last, rest = read_packets(s, len(chunks), rest)
     if rest:
-        raise ConnectionError("unexpected data after setup for %s" % client_id)
+        raise ConnectionError("unexpected data after setup for {}".format(client_id))
     return s

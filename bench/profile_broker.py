@@ -77,7 +77,7 @@ def profile_qos0(quick=False, top=12):
             broker.stop()
         if os.path.exists(raw) and os.path.getsize(raw):
             return f"QoS 0 under py-spy: {res}\n" + _pyspy_top(raw, top)
-        sys.stderr.write("py-spy failed (%s); falling back to cProfile\n" % err.decode()[-300:])
+        sys.stderr.write("py-spy failed ({}); falling back to cProfile\n".format(err.decode()[-300:]))
     stats = os.path.join(workdir, "broker.prof")
     broker = nanomq_broker(workdir, free_port(), extra_argv=("-m", "cProfile", "-o", stats))
     try:

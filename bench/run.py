@@ -22,8 +22,8 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from brokers import BrokerSet, nanomq_broker, free_port, raise_nofile  # noqa: E402
-from scenarios import METRICS, SCENARIOS  # noqa: E402
+from brokers import BrokerSet, raise_nofile
+from scenarios import METRICS, SCENARIOS
 
 NAMES = ("nanomq-twisted", "mosquitto")
 
@@ -40,7 +40,7 @@ def fmt(v):
 
 def judge(metric, nano, mosq):
     """(ratio text, target text, verdict) for one metric."""
-    unit, higher, kind, target = METRICS.get(metric, ("", True, None, None))
+    unit, _higher, kind, target = METRICS.get(metric, ("", True, None, None))
     ratio = ""
     if isinstance(nano, (int, float)) and isinstance(mosq, (int, float)) and mosq:
         ratio = f"{nano / mosq:.2f}x"

@@ -14,7 +14,14 @@ import statistics
 import time
 
 from loadgen import PAYLOAD, percentile, run_load, split
-from mqttwire import connect_packet, open_client, publish_packet, read_packets, subscribe_packet, walk
+from mqttwire import (
+    connect_packet,
+    open_client,
+    publish_packet,
+    read_packets,
+    subscribe_packet,
+    walk,
+)
 
 # metric -> (unit, higher_is_better, target_kind, target_value)
 #   target_kind "ratio": nanomq/mosquitto (or mosquitto/nanomq for lower-is-better) >= value
@@ -63,7 +70,7 @@ def _pairs(n, prefix, mode, qos=0, procs=2, **extra):
     pubs = [(f"{prefix}-p{i}", [f"{prefix}/{i}"]) for i in range(n)]
     subs = [(f"{prefix}-s{i}", [f"{prefix}/{i}"]) for i in range(n)]
     pspecs = [dict(name=f"pub{k}", conns=c, mode=mode, **extra) for k, c in enumerate(split(pubs, procs))]
-    sspecs = [dict(name=f"sub{k}", conns=c, qos=qos, latency=(mode == "rate"))
+    sspecs = [{"name": f"sub{k}", "conns": c, "qos": qos, "latency": (mode == "rate")}
               for k, c in enumerate(split(subs, procs))]
     return pspecs, sspecs
 
@@ -106,8 +113,8 @@ def fanout100(broker, quick):
     msg/s summed over all subscribers."""
     warm, win = _timing(quick)
     subs = [(f"fan-s{i}", ["bench/fan"]) for i in range(100)]
-    pubs = [dict(name="pub0", conns=[("fan-p0", ["bench/fan"])], mode="flood", batch=100)]
-    sspecs = [dict(name=f"sub{k}", conns=c) for k, c in enumerate(split(subs, 2))]
+    pubs = [{"name": "pub0", "conns": [("fan-p0", ["bench/fan"])], "mode": "flood", "batch": 100}]
+    sspecs = [{"name": f"sub{k}", "conns": c} for k, c in enumerate(split(subs, 2))]
     out = run_load(broker.port, pubs, sspecs, warm, win)
     _check(out)
     sent = sum(sum(r["sent"]) for r in out["pub"])
@@ -120,8 +127,8 @@ def latency(broker, quick):
     """1 publisher -> 1 subscriber at 1,000 msg/s QoS 0; the payload carries
     the send time, the subscriber subtracts it from the receive time."""
     warm, win = _timing(quick)
-    pubs = [dict(name="pub0", conns=[("lat-p0", ["bench/lat"])], mode="rate", rate=1000)]
-    subs = [dict(name="sub0", conns=[("lat-s0", ["bench/lat"])], latency=True)]
+    pubs = [{"name": "pub0", "conns": [("lat-p0", ["bench/lat"])], "mode": "rate", "rate": 1000}]
+    subs = [{"name": "sub0", "conns": [("lat-s0", ["bench/lat"])], "latency": True}]
     out = run_load(broker.port, pubs, subs, warm, win)
     _check(out)
     lat = _latencies(out)
@@ -173,7 +180,7 @@ def idle(broker, quick, n=None):
                     pending[s] = buf
                     continue
                 if buf[0] != 0x20 or buf[3] != 0:
-                    raise RuntimeError("idle: bad CONNACK %r" % buf)
+                    raise RuntimeError("idle: bad CONNACK {!r}".format(buf))
                 sel.unregister(s)
                 del pending[s]
                 socks.append(s)
@@ -201,8 +208,8 @@ def routing(broker, quick):
     filters = [f"dev/{d}/+/temp" for d in range(1000)]
     pubs = [(f"rt-p{k}", topics[k::4]) for k in range(4)]
     subs = [(f"rt-s{k}", filters[k::4]) for k in range(4)]
-    pspecs = [dict(name=f"pub{k}", conns=c, mode="flood", batch=500) for k, c in enumerate(split(pubs, 2))]
-    sspecs = [dict(name=f"sub{k}", conns=c) for k, c in enumerate(split(subs, 2))]
+    pspecs = [{"name": f"pub{k}", "conns": c, "mode": "flood", "batch": 500} for k, c in enumerate(split(pubs, 2))]
+    sspecs = [{"name": f"sub{k}", "conns": c} for k, c in enumerate(split(subs, 2))]
     out = run_load(broker.port, pspecs, sspecs, warm, win)
     _check(out)
     return {"routing.msgs_s": _delivered_rate(out, win)}
@@ -239,7 +246,7 @@ def retained(broker, quick):
                     got += npub
                     if ack:
                         s.sendall(ack)
-            except socket.timeout:
+            except TimeoutError:
                 pass
             if got >= 1000:
                 times.append((time.perf_counter() - t0) * 1e3)
@@ -269,8 +276,8 @@ def omb(broker, quick):
     res["omb_p2p.offered_s"] = 50 * n_p2p
 
     subs = [(f"of-s{i}", ["omb/fan"]) for i in range(n_fan)]
-    sspecs = [dict(name=f"sub{k}", conns=c, latency=True) for k, c in enumerate(split(subs, 2))]
-    pubs = [dict(name="pub0", conns=[("of-p0", ["omb/fan"])], mode="rate", rate=20)]
+    sspecs = [{"name": f"sub{k}", "conns": c, "latency": True} for k, c in enumerate(split(subs, 2))]
+    pubs = [{"name": "pub0", "conns": [("of-p0", ["omb/fan"])], "mode": "rate", "rate": 20}]
     out = run_load(broker.port, pubs, sspecs, warm, win)
     _check(out)
     lat = _latencies(out)
@@ -279,8 +286,8 @@ def omb(broker, quick):
     res["omb_fanout1000.offered_s"] = 20 * n_fan
 
     pubs = [(f"os-p{i}", ["omb/share"]) for i in range(n_shared)]
-    pspecs = [dict(name=f"pub{k}", conns=c, mode="rate", rate=10 * len(c)) for k, c in enumerate(split(pubs, 2))]
-    sspecs = [dict(name="sub0", conns=[(f"os-s{i}", ["$share/g/omb/share"]) for i in range(5)], latency=True)]
+    pspecs = [{"name": f"pub{k}", "conns": c, "mode": "rate", "rate": 10 * len(c)} for k, c in enumerate(split(pubs, 2))]
+    sspecs = [{"name": "sub0", "conns": [(f"os-s{i}", ["$share/g/omb/share"]) for i in range(5)], "latency": True}]
     out = run_load(broker.port, pspecs, sspecs, warm, win)
     _check(out)
     sent = sum(sum(r["sent"]) for r in out["pub"])
