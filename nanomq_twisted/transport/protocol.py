@@ -41,7 +41,7 @@ from zope.interface import implementer
 from ..core.connection import AUTHENTICATING, CONNECTED, NEW, ClientConnection
 from ..mqtt.codec import Decoder
 from ..mqtt.errors import MqttError
-from ..mqtt.packets import CONNECT, MQTT_5
+from ..mqtt.packets import MQTT_5
 
 #: A client must send CONNECT within this many seconds of connecting.
 CONNECT_TIMEOUT = 10.0
@@ -105,12 +105,11 @@ class MQTTServerProtocol(Protocol):
         self._last_rx = now
         self.broker.stats.bytes_received += len(data)
         conn = self.conn
-        receive = conn.receive
+        # Over ``max_connections`` the first packet (the decoder guarantees
+        # it is CONNECT) is refused; otherwise the loop pays nothing for it.
+        receive = self._refuse_over_limit if self.over_limit else conn.receive
         try:
             for packet in self.decoder.feed(data):
-                if self.over_limit and packet.type == CONNECT:
-                    self._refuse_over_limit(packet)
-                    return
                 receive(packet, now)
                 if self._closing:
                     return
@@ -178,7 +177,7 @@ class MQTTServerProtocol(Protocol):
         conn.server_disconnect(error.reason_code, now, error.message)
         self.close()
 
-    def _refuse_over_limit(self, connect):
+    def _refuse_over_limit(self, connect, now):
         """``max_connections`` reached: CONNACK 0x97 (v5) / 0x03 (3.x)."""
         self._log.info(
             "Refusing {peer}: listener {listener} is at max_connections",
