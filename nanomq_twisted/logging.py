@@ -11,12 +11,16 @@ events below ``log.level``:
   rotated when it reaches ``rotation.size`` bytes and keeping
   ``rotation.count`` old files (``<file>.1`` is the newest);
 - ``syslog``: ``twisted.python.syslog`` (facility USER, ident ``nanomq``);
-- ``console``: under ``twistd`` (and ``python -m nanomq_twisted``) the
-  console already has twistd's own observer (stdout with ``-n``, else
-  ``--logfile``), which shows every event from info up and is not filtered
-  by ``log.level``; adding a second one would print every line twice.  So
-  ``console`` adds nothing here unless ``LogService(console=True)`` is asked
-  for (an embedding program without twistd).
+- ``console``: under ``twistd -n`` (and ``python -m nanomq_twisted``)
+  the console is twistd's own initial observer.  When the command line
+  names no ``--logfile`` or ``--logger``, ``tap.Options`` hands twistd
+  ``console_observer`` as its logger: stdout filtered by ``log.level``, and
+  silent when ``log.to`` lacks ``console`` -- what a NanoMQ user expects
+  from the same file.  With an explicit ``--logfile``/``--logger`` (or when
+  daemonized) twistd's choice stands and shows everything from info up.
+  ``LogService`` adds no second console observer (every line would print
+  twice) unless ``LogService(console=True)`` is asked for (an embedding
+  program without twistd).
 - ``uds``: accepted, ignored with a warning.
 
 NanoMQ's levels map onto Twisted's: trace and debug -> debug, info -> info,
@@ -34,12 +38,21 @@ from twisted.logger import (
     LegacyLogObserverWrapper,
     LogLevel,
     LogLevelFilterPredicate,
+    PredicateResult,
     globalLogPublisher,
     textFileLogObserver,
 )
 from twisted.python.logfile import LogFile
 
-__all__ = ["LEVELS", "LogService", "build_logging", "set_log_level", "twisted_level"]
+__all__ = [
+    "LEVELS",
+    "LogService",
+    "build_logging",
+    "console_observer",
+    "set_log_level",
+    "twisted_level",
+    "use_console_settings",
+]
 
 LEVELS = {
     "trace": LogLevel.debug,
@@ -53,6 +66,11 @@ LEVELS = {
 #: Running services, for ``set_log_level``.
 _running = []
 
+#: The level and on/off switch of ``console_observer``; process-wide like
+#: twistd's console itself, set by ``use_console_settings``.
+_console_predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)
+_console = {"enabled": True}
+
 
 def twisted_level(name):
     """The Twisted level for a NanoMQ level word; unknown words mean
@@ -61,12 +79,30 @@ def twisted_level(name):
 
 
 def set_log_level(name):
-    """Set the level of every running ``LogService``; returns the Twisted
-    level applied.  For REST ``/reload`` and the SIGHUP path."""
+    """Set the level of every running ``LogService`` and of the console;
+    returns the Twisted level applied.  For REST ``/reload`` and SIGHUP."""
     level = twisted_level(name)
+    _console_predicate.setLogLevelForNamespace(None, level)
     for service in _running:
         service.set_level(level)
     return level
+
+
+def use_console_settings(log_config):
+    """Make ``console_observer`` follow ``log.level`` and ``log.to``."""
+    _console_predicate.setLogLevelForNamespace(None, twisted_level(log_config.level))
+    _console["enabled"] = "console" in log_config.to
+
+
+def _nothing(event):
+    return PredicateResult.no
+
+
+def console_observer():
+    """twistd's log observer factory (``--logger``) for foreground runs:
+    stdout at ``log.level``, or nothing when ``log.to`` lacks ``console``."""
+    predicate = _console_predicate if _console["enabled"] else _nothing
+    return FilteringLogObserver(textFileLogObserver(sys.stdout), [predicate])
 
 
 class LogService(Service):

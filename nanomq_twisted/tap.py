@@ -17,7 +17,7 @@ from twisted.python import usage
 from .bridge.service import build_bridges_service
 from .config import ConfigError, load
 from .core.broker import Broker
-from .logging import build_logging
+from .logging import build_logging, use_console_settings
 from .persistence.service import build_persistence
 from .rules.service import RulesService, build_rules_service
 from .transport.build import add_secure_and_ws_listeners
@@ -54,6 +54,17 @@ class Options(usage.Options):
         except ConfigError as error:
             raise usage.UsageError(str(error))
         self["conf"] = path
+        # In the foreground with no log destination on the command line, the
+        # console follows ``log.level``/``log.to`` (see logging.py).
+        parent = getattr(self, "parent", None)
+        if (
+            parent is not None
+            and parent.get("nodaemon")
+            and parent.get("logger") is None
+            and not parent.get("logfile")
+        ):
+            use_console_settings(self["config"].log)
+            parent["logger"] = "nanomq_twisted.logging.console_observer"
 
 
 def make_broker(config, reactor):

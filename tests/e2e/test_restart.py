@@ -62,6 +62,8 @@ class RestartTests(TestCase):
         with open(self.conf, "w") as f:
             f.write(
                 f'listeners.tcp {{ bind = "127.0.0.1:{self.port}" }}\n'
+                # The harness reads the "listening" line from the console.
+                'log { to = [console], level = info }\n'
                 f'sqlite {{ mounted_file_path = "{os.path.join(self.workdir, "data")}" }}\n'
             )
 

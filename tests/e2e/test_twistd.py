@@ -125,3 +125,61 @@ class TwistdPluginTests(TestCase):
         self.assertNotEqual(ended.exitCode, 0)
         self.assertIn(b"mqtt.retry_interval", proc.output)
         self.assertNotIn(b"listening", proc.output)
+
+
+class ConsoleLogLevelTests(TestCase):
+    """In the foreground without ``--logfile``, the console follows
+    ``log.level`` and ``log.to`` as NanoMQ's does."""
+
+    timeout = 60
+
+    def run_broker(self, log_block):
+        workdir = os.path.abspath(self.mktemp())
+        os.makedirs(workdir)
+        conf = os.path.join(workdir, "nanomq.conf")
+        with open(conf, "w") as f:
+            f.write('listeners.tcp { bind = "127.0.0.1:0" }\n' + log_block + "\n")
+        proc = _Twistd()
+        proc.port.addErrback(lambda failure: None)
+        env = dict(os.environ)
+        env.pop("NANOMQ_CONF_PATH", None)
+        transport = reactor.spawnProcess(
+            proc,
+            sys.executable,
+            [sys.executable, "-m", "nanomq_twisted", "-c", conf],
+            env=env,
+            path=workdir,
+        )
+        def stop():
+            _kill(transport)
+            return proc.ended
+
+        self.addCleanup(stop)
+        return proc, transport
+
+    @defer.inlineCallbacks
+    def test_info_level_shows_listeners(self):
+        proc, _ = self.run_broker("log { to = [console], level = info }")
+        port = yield proc.port
+        self.assertIn(b"starting up", proc.output)
+        self.assertIn(b"tcp listening on 127.0.0.1:%d" % (port,), proc.output)
+
+    @defer.inlineCallbacks
+    def test_warn_level_hides_info(self):
+        # A bad second listener makes the process log an error and exit:
+        # the error is shown, the info lines before it are not.
+        proc, _ = self.run_broker(
+            "log { to = [console], level = warn }\n"
+            'listeners.tcp.other { bind = "999.1.1.1:1" }'
+        )
+        yield proc.ended
+        self.assertNotIn(b"listening on", proc.output)
+        self.assertNotIn(b"starting up", proc.output)
+        self.assertIn(b"other", proc.output)
+
+
+def _kill(transport):
+    try:
+        transport.signalProcess(signal.SIGKILL)
+    except error.ProcessExitedAlready:
+        pass
