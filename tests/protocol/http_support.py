@@ -26,22 +26,11 @@ from nanomq_twisted.mqtt.packets import (
 )
 from nanomq_twisted.tap import make_broker
 
+from ..sinks import FakeSink
+
 BASE_CONF = 'listeners.tcp { bind = "127.0.0.1:1883" }\nhttp_server { port = 8081 }\n'
 
 BASIC = b"Basic " + base64.b64encode(b"admin:public")
-
-
-class FakeSink:
-    def __init__(self):
-        self.data = bytearray()
-        self.closed = False
-        self.congested = False
-
-    def write(self, data):
-        self.data += data
-
-    def close(self):
-        self.closed = True
 
 
 class Peer:

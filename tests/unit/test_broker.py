@@ -30,6 +30,7 @@ from nanomq_twisted.mqtt.packets import (
 )
 
 from .. import packets as P
+from ..sinks import FakeSink
 
 TICK = 0.25
 
@@ -37,21 +38,6 @@ TICK = 0.25
 def make_broker(conf=""):
     config = loads("listeners.tcp { bind = \"127.0.0.1:0\" }\n" + conf, path="<test>")
     return Broker(config.mqtt, sys_events=False)
-
-
-class FakeSink:
-    """The core's sink: collects bytes, records ``close()``."""
-
-    def __init__(self):
-        self.data = bytearray()
-        self.closed = False
-        self.congested = False
-
-    def write(self, data):
-        self.data += data
-
-    def close(self):
-        self.closed = True
 
 
 class Peer:
