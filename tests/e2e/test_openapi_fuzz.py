@@ -16,7 +16,6 @@ and MQTT.
 import base64
 import json
 import os
-import time
 
 import treq
 from twisted.internet import defer, reactor
@@ -28,11 +27,11 @@ from nanomq_twisted.rules.actions import SqliteBackend
 
 from .support import Clients, in_thread, start_broker
 
-#: Hypothesis examples per operation and generation mode.
-MAX_EXAMPLES = 20
-#: Wall-clock budget of the whole run (seconds); operations left when it
-#: is spent are skipped and reported.
-BUDGET = 40.0
+#: Hypothesis examples per operation and generation mode.  The run is
+#: bounded by this count (derandomized: the same requests every time), not
+#: by a wall-clock budget, so a slow machine runs the same test, only
+#: slower; raise it locally to fuzz more.
+MAX_EXAMPLES = 12
 
 AUTH_HEADER = "Basic " + base64.b64encode(b"admin:public").decode("ascii")
 
@@ -45,12 +44,11 @@ rules.sqlite {{ path = "{sqlite}" }}
 EXCLUDED = {("POST", "/ctrl/{action}")}
 
 
-def fuzz(document, base_url, budget=BUDGET, max_examples=MAX_EXAMPLES):
+def fuzz(document, base_url, max_examples=MAX_EXAMPLES):
     """Run schemathesis over ``document`` against ``base_url`` (blocking).
 
-    Returns ``(failures, ran, skipped)``: ``failures`` is a list of
-    ``"METHOD path: error"`` strings, ``ran`` the number of requests made,
-    ``skipped`` the operations the time budget left out.
+    Returns ``(failures, ran)``: ``failures`` is a list of
+    ``"METHOD path: error"`` strings, ``ran`` the number of requests made.
     """
     import requests
     import schemathesis
@@ -69,9 +67,7 @@ def fuzz(document, base_url, budget=BUDGET, max_examples=MAX_EXAMPLES):
     session = requests.Session()
     headers = {"Authorization": AUTH_HEADER}
     failures = []
-    skipped = []
     ran = [0]
-    stop_at = time.monotonic() + budget
     hypothesis_settings = settings(
         max_examples=max_examples,
         derandomize=True,
@@ -87,15 +83,10 @@ def fuzz(document, base_url, budget=BUDGET, max_examples=MAX_EXAMPLES):
             if key in EXCLUDED:
                 continue
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-                if time.monotonic() > stop_at:
-                    skipped.append(f"{key[0]} {key[1]} ({mode.value})")
-                    continue
 
                 @hypothesis_settings
                 @given(case=operation.as_strategy(generation_mode=mode))
                 def check(case):
-                    if time.monotonic() > stop_at:
-                        return
                     ran[0] += 1
                     response = case.call(base_url=base_url, session=session,
                                          headers=headers, timeout=10)
@@ -119,7 +110,7 @@ def fuzz(document, base_url, budget=BUDGET, max_examples=MAX_EXAMPLES):
                                 f"Allow={response.headers.get('Allow')!r}")
     finally:
         session.close()
-    return failures, ran[0], skipped
+    return failures, ran[0]
 
 
 class _InertRepubClient:
@@ -192,9 +183,8 @@ class OpenAPIFuzzTests(TestCase):
         self.assertEqual(status, 200)
         document = json.loads(body)
         base_url = f"http://127.0.0.1:{self.http_port}/api/v4"
-        failures, ran, skipped = yield in_thread(fuzz, document, base_url)
+        failures, ran = yield in_thread(fuzz, document, base_url)
         self.assertEqual(failures, [], "\n".join(failures))
-        self.assertEqual(skipped, [], "time budget too small")
         self.assertGreater(ran, 100)
 
         # Still alive: HTTP answers (with the same credentials) and, once
