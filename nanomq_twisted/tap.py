@@ -12,6 +12,7 @@ build the whole tree on a ``MemoryReactorClock``.
 import os
 
 from twisted.application.service import MultiService
+from twisted.logger import Logger
 from twisted.python import usage
 
 from .bridge.service import build_bridges_service
@@ -33,6 +34,8 @@ from .transport.timers import CoreTimerService, SysTopicsService
 from .webhook import build_webhook
 
 DEFAULT_CONF = "etc/nanomq.conf"
+
+_log = Logger()
 
 
 class Options(usage.Options):
@@ -112,6 +115,9 @@ def make_service(config, reactor, broker=None):
     root = MultiService()
     root.broker = broker
     root.config = config
+    # Configured values that no MQTT 5 property can carry (core/limits.py).
+    for note in broker.limits.notes:
+        _log.warn("{note}", note=note)
     build_logging(config, root)
     # Restores before listeners start, flushes after they stop.
     build_persistence(config, broker, reactor, root)

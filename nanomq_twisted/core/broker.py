@@ -16,6 +16,7 @@ import secrets
 
 from ..mqtt import reason_codes as rc
 from .auth import AllowAll, PasswordAuthenticator
+from .limits import server_limits
 from .message import Message
 from .metrics import Stats
 from .retain import RetainStore
@@ -77,6 +78,19 @@ class Broker:
 
     def now(self):
         return self._clock() if self._clock is not None else self._last_now
+
+    @property
+    def config(self):
+        """The ``mqtt`` section in force; setting it (start-up, REST
+        ``/configuration``, ``/ctrl/restart``) re-derives ``limits``."""
+        return self._config
+
+    @config.setter
+    def config(self, config):
+        self._config = config
+        #: What CONNACK advertises (core/limits.py); ``limits.notes`` says
+        #: which configured values had to be moved into range.
+        self.limits = server_limits(config)
 
     # -- connections and sessions ----------------------------------------
 
@@ -364,13 +378,16 @@ class Broker:
                 sub_ids = None if sub.identifier is None else (sub.identifier,)
             else:
                 # Overlapping subscriptions: one copy at the highest QoS with
-                # every identifier [MQTT-3.3.4-2, MQTT-3.3.4-3].
+                # every identifier [MQTT-3.3.4-2, MQTT-3.3.4-3] -- each once,
+                # however many of the filters share it.
                 subs = [s for s in subs if not (s.no_local and client_id == sender)]
                 if not subs:
                     continue
                 qos = min(max(s.qos for s in subs), msg_qos)
                 retain = msg_retain and any(s.retain_as_published for s in subs)
-                ids = tuple(s.identifier for s in subs if s.identifier is not None)
+                ids = tuple(dict.fromkeys(
+                    s.identifier for s in subs if s.identifier is not None
+                ))
                 sub_ids = ids or None
             session.deliver(message, qos, retain, sub_ids, now)
         for group_key, members in shared:

@@ -82,6 +82,11 @@ class ClientConnection:
         self._held = None
         #: PUBACK/PUBREC waiting for the store (``sqlite.sync_ack``).
         self._held_acks = None
+        #: Inbound flow control [MQTT-4.9]: QoS 1 PUBACKs not yet sent and
+        #: the QoS 2 packet ids received on this connection whose PUBCOMP is
+        #: not yet sent; together at most our Receive Maximum.
+        self._unsent_pubacks = 0
+        self._inbound_qos2 = set()
 
     # -- helpers -----------------------------------------------------------
 
@@ -227,7 +232,7 @@ class ClientConnection:
         # A 5.0 server may impose its own keepalive with Server Keep Alive
         # in CONNACK [MQTT-3.2.2-21]; ``mqtt.max_keepalive`` caps it (a
         # client asking for 0, "never", gets the cap too).
-        limit = self.broker.config.max_keepalive
+        limit = self.broker.limits.server_keep_alive
         self.server_keepalive = None
         if self.v5 and limit and (self.keepalive == 0 or self.keepalive > limit):
             self.keepalive = self.server_keepalive = limit
@@ -248,7 +253,7 @@ class ClientConnection:
         self.client_id = client_id
         # ``mqtt.max_inflight_window`` (unused by NanoMQ) bounds the QoS 1/2
         # messages in flight towards any client; the rest wait in the queue.
-        window = min(self.broker.config.max_inflight_window or 65535, 65535)
+        window = self.broker.limits.receive_maximum
         if self.v5:
             if "authentication_method" in props:
                 self._refuse(rc.BAD_AUTHENTICATION_METHOD, connect, now)
@@ -308,10 +313,13 @@ class ClientConnection:
         if self.v5:
             if self._assigned:
                 props["assigned_client_identifier"] = self.client_id
-            cfg = self.broker.config
-            if cfg.max_topic_alias:
-                props["topic_alias_maximum"] = min(cfg.max_topic_alias, 65535)
-            props["maximum_packet_size"] = cfg.max_packet_size
+            limits = self.broker.limits
+            # How many QoS 1/2 PUBLISHes it may have unacknowledged towards
+            # us; one more is DISCONNECT 0x93 [MQTT-3.3.4-7] (_on_publish).
+            props["receive_maximum"] = limits.receive_maximum
+            if limits.topic_alias_maximum:
+                props["topic_alias_maximum"] = limits.topic_alias_maximum
+            props["maximum_packet_size"] = limits.maximum_packet_size
             if self.server_keepalive is not None:
                 props["server_keep_alive"] = self.server_keepalive
         self.send(Connack(session_present, rc.SUCCESS, props))
@@ -347,7 +355,7 @@ class ClientConnection:
         if self.v5 and props:
             alias = props.get("topic_alias")
             if alias is not None:
-                limit = self.broker.config.max_topic_alias
+                limit = self.broker.limits.topic_alias_maximum
                 if alias == 0 or alias > limit:
                     raise MqttError(rc.TOPIC_ALIAS_INVALID, "topic alias out of range")
                 if topic:
@@ -358,6 +366,17 @@ class ClientConnection:
                         raise MqttError(rc.PROTOCOL_ERROR, "unknown topic alias")
         qos = packet.qos
         broker = self.broker
+        if qos and self.v5 and (
+            self._unsent_pubacks + len(self._inbound_qos2)
+            >= broker.limits.receive_maximum
+        ) and not (qos == 2 and packet.packet_id in self.session.awaiting_rel):
+            # One more unacknowledged QoS 1/2 PUBLISH than the Receive
+            # Maximum in our CONNACK [MQTT-3.3.4-7]; a DUP of a QoS 2
+            # message still awaiting PUBREL is no new one.
+            raise MqttError(
+                rc.RECEIVE_MAXIMUM_EXCEEDED,
+                "more unacknowledged QoS 1/2 PUBLISHes than Receive Maximum",
+            )
         allowed = broker.acl.check(self, "publish", topic)
         if not allowed:
             self._publish_denied(packet, now)
@@ -399,12 +418,15 @@ class ClientConnection:
             ack = Puback(packet.packet_id, code)
         elif qos == 2:
             self.session.rel_awaited(packet.packet_id, now)
+            self._inbound_qos2.add(packet.packet_id)
             code = rc.SUCCESS if matched or not self.v5 else rc.NO_MATCHING_SUBSCRIBERS
             ack = Pubrec(packet.packet_id, code)
         else:
             return
         durable = store.sync_ack and store.changes != changes
         if durable or self._held_acks is not None:
+            if qos == 1:
+                self._unsent_pubacks += 1
             self._hold_ack(ack, durable)
         else:
             self.send(ack)
@@ -429,6 +451,8 @@ class ClientConnection:
         held = self._held_acks
         while held and held[0][1]:
             ack = held.pop(0)[0]
+            if ack.type == PUBACK:
+                self._unsent_pubacks -= 1
             if self.state == CONNECTED:
                 self.send(ack)
         if not held:
@@ -449,6 +473,7 @@ class ClientConnection:
                 self.send(Pubrec(packet.packet_id))
 
     def _on_pubrel(self, packet, now):
+        self._inbound_qos2.discard(packet.packet_id)
         if not self.session.rel_done(packet.packet_id):
             code = rc.PACKET_IDENTIFIER_NOT_FOUND if self.v5 else 0
             self.send(Pubcomp(packet.packet_id, code))

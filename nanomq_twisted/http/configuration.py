@@ -21,6 +21,8 @@ import os
 import shutil
 import tempfile
 
+from twisted.logger import Logger
+
 from ..config import ConfigError, loads
 from .common import (
     NOT_HOCON,
@@ -96,6 +98,8 @@ def _allow_anonymous(api):
     return bool(auth.allow_anonymous)
 
 
+_log = Logger()
+
 # JSON key -> (MqttConfig field, validator, converter)
 _HOT = {
     "property_size": ("property_size", lambda v: is_int(v) and v > 0, int),
@@ -122,7 +126,11 @@ def apply_hot(api, data):
             changes[field] = convert(data[key])
     broker = api.broker
     if changes:
+        before = broker.limits.notes
         broker.config = dataclasses.replace(broker.config, **changes)
+        for note in broker.limits.notes:
+            if note not in before:
+                _log.warn("{note}", note=note)
         if "max_mqueue_len" in changes:
             for session in broker.sessions.values():
                 session.max_queue = changes["max_mqueue_len"]

@@ -8,6 +8,20 @@ may carry it, whether it may repeat, what values are legal -- is a row of
 the specification by reading one line.  The decoder is driven entirely by
 the table; nothing else in the codec knows about individual properties.
 
+Two value rules per row, on purpose different:
+
+- ``constraint`` is what the *decoder* refuses from a peer, and only what
+  the specification makes an error ("It is a Protocol Error ... to have a
+  value other than 0 or 1").  The Payload Format Indicator has none: the
+  specification names 0 and 1 but makes no other value an error, and a
+  server must forward it unaltered [MQTT-3.3.2-4].
+- ``bounds`` is what the *encoder* will ever write: the strict range a
+  conforming receiver accepts (Maximum Packet Size 1..268,435,455, Receive
+  Maximum 1..65,535, ...).  Writing outside it is a programming error
+  (``ValueError``), so a value derived from configuration that was not
+  clamped can never reach a client -- paho-mqtt drops the whole connection
+  over one such property.
+
 Properties travel as a ``dict`` keyed by the snake_case name.  A property
 that may repeat in a packet (``user_property`` everywhere, and
 ``subscription_identifier`` in PUBLISH) decodes to a list; a
@@ -56,7 +70,7 @@ _NON_ZERO = (lambda v: v != 0, 0x82)
 _ALIAS = (lambda v: v != 0, 0x94)
 
 Property = namedtuple(
-    "Property", "id name type packets repeat_in constraint"
+    "Property", "id name type packets repeat_in constraint bounds"
 )
 
 _ALL_WITH_PROPS = frozenset({
@@ -71,52 +85,70 @@ _REASON_STRING = frozenset({
 _NONE = frozenset()
 _f = frozenset
 
-# id, name, type, allowed in, may repeat in, value constraint
+# Encoder bounds (inclusive).  The type's own range unless the property's
+# definition narrows it.
+_U8 = (0, 0xFF)
+_U16 = (0, 0xFFFF)
+_U32 = (0, 0xFFFFFFFF)
+_FLAG = (0, 1)
+_NONZERO_U16 = (1, 0xFFFF)
+_NONZERO_VARINT = (1, wire.MAX_VARINT)
+# The largest packet has a 268,435,455-byte remaining length [MQTT-1.5.5];
+# clients (paho-mqtt) refuse a Maximum Packet Size above it.
+_PACKET_SIZE = (1, wire.MAX_VARINT)
+
+# id, name, type, allowed in, may repeat in, decode constraint, encode bounds
 PROPERTIES = (
-    Property(0x01, "payload_format_indicator", BYTE, _MSG, _NONE, _BOOLEAN),
-    Property(0x02, "message_expiry_interval", FOUR_BYTE_INT, _MSG, _NONE, None),
-    Property(0x03, "content_type", UTF8, _MSG, _NONE, None),
-    Property(0x08, "response_topic", UTF8, _MSG, _NONE, None),
-    Property(0x09, "correlation_data", BINARY, _MSG, _NONE, None),
+    # [MQTT-3.3.2-4]: forwarded unaltered, whatever its value (see above).
+    Property(0x01, "payload_format_indicator", BYTE, _MSG, _NONE, None, _U8),
+    Property(0x02, "message_expiry_interval", FOUR_BYTE_INT, _MSG, _NONE, None,
+             _U32),
+    Property(0x03, "content_type", UTF8, _MSG, _NONE, None, None),
+    Property(0x08, "response_topic", UTF8, _MSG, _NONE, None, None),
+    Property(0x09, "correlation_data", BINARY, _MSG, _NONE, None, None),
     Property(0x0B, "subscription_identifier", VARINT,
-             _f({PUBLISH, SUBSCRIBE}), _f({PUBLISH}), _NON_ZERO),
+             _f({PUBLISH, SUBSCRIBE}), _f({PUBLISH}), _NON_ZERO,
+             _NONZERO_VARINT),
     Property(0x11, "session_expiry_interval", FOUR_BYTE_INT,
-             _f({CONNECT, CONNACK, DISCONNECT}), _NONE, None),
+             _f({CONNECT, CONNACK, DISCONNECT}), _NONE, None, _U32),
     Property(0x12, "assigned_client_identifier", UTF8, _f({CONNACK}), _NONE,
-             None),
+             None, None),
     Property(0x13, "server_keep_alive", TWO_BYTE_INT, _f({CONNACK}), _NONE,
-             None),
+             None, _U16),
     Property(0x15, "authentication_method", UTF8,
-             _f({CONNECT, CONNACK, AUTH}), _NONE, None),
+             _f({CONNECT, CONNACK, AUTH}), _NONE, None, None),
     Property(0x16, "authentication_data", BINARY,
-             _f({CONNECT, CONNACK, AUTH}), _NONE, None),
+             _f({CONNECT, CONNACK, AUTH}), _NONE, None, None),
     Property(0x17, "request_problem_information", BYTE, _f({CONNECT}), _NONE,
-             _BOOLEAN),
+             _BOOLEAN, _FLAG),
     Property(0x18, "will_delay_interval", FOUR_BYTE_INT,
-             _f({WILL_PROPERTIES}), _NONE, None),
+             _f({WILL_PROPERTIES}), _NONE, None, _U32),
     Property(0x19, "request_response_information", BYTE, _f({CONNECT}),
-             _NONE, _BOOLEAN),
-    Property(0x1A, "response_information", UTF8, _f({CONNACK}), _NONE, None),
+             _NONE, _BOOLEAN, _FLAG),
+    Property(0x1A, "response_information", UTF8, _f({CONNACK}), _NONE, None,
+             None),
     Property(0x1C, "server_reference", UTF8, _f({CONNACK, DISCONNECT}),
-             _NONE, None),
-    Property(0x1F, "reason_string", UTF8, _REASON_STRING, _NONE, None),
+             _NONE, None, None),
+    Property(0x1F, "reason_string", UTF8, _REASON_STRING, _NONE, None, None),
     Property(0x21, "receive_maximum", TWO_BYTE_INT, _f({CONNECT, CONNACK}),
-             _NONE, _NON_ZERO),
+             _NONE, _NON_ZERO, _NONZERO_U16),
     Property(0x22, "topic_alias_maximum", TWO_BYTE_INT,
-             _f({CONNECT, CONNACK}), _NONE, None),
-    Property(0x23, "topic_alias", TWO_BYTE_INT, _f({PUBLISH}), _NONE, _ALIAS),
-    Property(0x24, "maximum_qos", BYTE, _f({CONNACK}), _NONE, _BOOLEAN),
-    Property(0x25, "retain_available", BYTE, _f({CONNACK}), _NONE, _BOOLEAN),
+             _f({CONNECT, CONNACK}), _NONE, None, _U16),
+    Property(0x23, "topic_alias", TWO_BYTE_INT, _f({PUBLISH}), _NONE, _ALIAS,
+             _NONZERO_U16),
+    Property(0x24, "maximum_qos", BYTE, _f({CONNACK}), _NONE, _BOOLEAN, _FLAG),
+    Property(0x25, "retain_available", BYTE, _f({CONNACK}), _NONE, _BOOLEAN,
+             _FLAG),
     Property(0x26, "user_property", UTF8_PAIR, _ALL_WITH_PROPS,
-             _ALL_WITH_PROPS, None),
+             _ALL_WITH_PROPS, None, None),
     Property(0x27, "maximum_packet_size", FOUR_BYTE_INT,
-             _f({CONNECT, CONNACK}), _NONE, _NON_ZERO),
+             _f({CONNECT, CONNACK}), _NONE, _NON_ZERO, _PACKET_SIZE),
     Property(0x28, "wildcard_subscription_available", BYTE, _f({CONNACK}),
-             _NONE, _BOOLEAN),
+             _NONE, _BOOLEAN, _FLAG),
     Property(0x29, "subscription_identifier_available", BYTE, _f({CONNACK}),
-             _NONE, _BOOLEAN),
+             _NONE, _BOOLEAN, _FLAG),
     Property(0x2A, "shared_subscription_available", BYTE, _f({CONNACK}),
-             _NONE, _BOOLEAN),
+             _NONE, _BOOLEAN, _FLAG),
 )
 
 BY_ID = {p.id: p for p in PROPERTIES}
@@ -173,6 +205,14 @@ def decode_properties(data, pos, end, packet_type):
 def _write_one(prop, value):
     ident = prop.id
     kind = prop.type
+    bounds = prop.bounds
+    if bounds is not None and not (
+        isinstance(value, int) and bounds[0] <= value <= bounds[1]
+    ):
+        raise ValueError(
+            f"MQTT property {prop.name} = {value!r} is outside "
+            f"{bounds[0]}..{bounds[1]}"
+        )
     if kind == BYTE:
         return bytes((ident, value))
     if kind == TWO_BYTE_INT:
@@ -193,8 +233,9 @@ def encode_properties(props):
     """Encode a property dict as a block, length prefix included.
 
     Properties are written in the dict's order, so a decoded block
-    re-encodes to the same bytes.  An unknown name is a programming error
-    (``ValueError``), not a protocol error.
+    re-encodes to the same bytes.  An unknown name, or a value outside the
+    property's ``bounds``, is a programming error (``ValueError``), not a
+    protocol error.
     """
     if not props:
         return b"\x00"
@@ -220,3 +261,16 @@ def is_allowed(name, packet_type):
     """True when property ``name`` may appear in ``packet_type``."""
     prop = BY_NAME.get(name)
     return prop is not None and packet_type in prop.packets
+
+
+def clamp(name, value):
+    """``(value, clamped)``: ``value`` moved into the encoder bounds of
+    property ``name``, and whether it had to move.
+
+    For values derived from configuration (``mqtt.max_packet_size = 256MB``
+    is one byte more than a Maximum Packet Size may be): the caller logs the
+    change once, the encoder never sees an out-of-range value.
+    """
+    low, high = BY_NAME[name].bounds
+    fitted = min(max(value, low), high)
+    return fitted, fitted != value

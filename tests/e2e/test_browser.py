@@ -1,8 +1,8 @@
 """
 A real browser over ``listeners.ws``: headless Chromium (Debian's
 ``chromium``) loads ``tests/e2e/browser/page.html``, which uses MQTT.js's
-browser bundle (npm ``mqtt``, installed by ``.ci/run`` into
-``tests/e2e/browser/node_modules``) to talk to the broker over
+browser bundle (npm ``mqtt`` from ``tests/e2e/browser/package-lock.json``, installed
+by ``npm ci`` in ``.ci/run`` into ``tests/e2e/browser/node_modules``) to talk to the broker over
 ``ws://127.0.0.1:<port>/mqtt``.
 
 The page and the bundle are served by the test itself (a ``twisted.web``
@@ -30,8 +30,8 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 from twisted.web.static import File
 
+from ..shipped.support import start_shipped
 from .support import Clients, in_thread
-from .transport_support import start_with
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PAGE = os.path.join(HERE, "browser", "page.html")
@@ -39,8 +39,6 @@ BUNDLE = os.path.join(HERE, "browser", "node_modules", "mqtt", "dist", "mqtt.min
 
 #: Seconds Chromium may run before it is killed.
 CHROMIUM_DEADLINE = 60
-
-WS_CONF = 'listeners.ws { bind = "127.0.0.1:0/mqtt" }\n'
 
 CHROMIUM_FLAGS = (
     "--headless",
@@ -160,13 +158,15 @@ class BrowserTests(TestCase):
         if not os.path.exists(BUNDLE):
             raise SkipTest(
                 f"MQTT.js bundle missing ({BUNDLE}); "
-                "npm install --no-save --prefix tests/e2e/browser mqtt@5"
+                "npm ci --prefix tests/e2e/browser"
             )
 
     @defer.inlineCallbacks
     def start(self):
-        """The broker (tcp + ws) and the page's web server."""
-        self.running, self.ports = yield start_with(self, WS_CONF, ("tcp", "ws"))
+        """The broker -- the shipped ``etc/nanomq.conf`` on free ports, so
+        MQTT.js meets what users run -- and the page's web server."""
+        self.running = yield start_shipped(self)
+        self.ports = self.running.ports
         root = Resource()
         root.putChild(b"page.html", File(PAGE, defaultType="text/html"))
         root.putChild(b"mqtt.min.js", File(BUNDLE, defaultType="text/javascript"))

@@ -413,7 +413,7 @@ def _props(**choices):
     return st.fixed_dictionaries({}, optional=choices)
 
 
-_msg_props = {"payload_format_indicator": st.integers(0, 1),
+_msg_props = {"payload_format_indicator": st.integers(0, 255),
                   "message_expiry_interval": st.integers(0, 2**32 - 1),
                   "content_type": _text, "response_topic": _topic,
                   "correlation_data": st.binary(max_size=8), "user_property": _user}
@@ -445,7 +445,7 @@ def packets(draw, level):
                        username, password, will,
                        props(session_expiry_interval=st.integers(0, 99),
                              receive_maximum=st.integers(1, 65535),
-                             maximum_packet_size=st.integers(1, 2**32 - 1),
+                             maximum_packet_size=st.integers(1, 268435455),
                              authentication_method=_text,
                              request_problem_information=st.integers(0, 1),
                              user_property=_user),

@@ -199,8 +199,8 @@ class BlockTests(SynchronousTestCase):
         """Boolean bytes must be 0/1 and some values non-zero; a Topic Alias
         of 0 is Topic Alias invalid [MQTT-3.3.2-8]."""
         cases = [
-            (pk.p_byte(0x01, 2), PUBLISH, 0x82),
             (pk.p_byte(0x17, 2), CONNECT, 0x82),
+            (pk.p_byte(0x19, 7), CONNECT, 0x82),
             (pk.p_u16(0x21, 0), CONNECT, 0x82),
             (pk.p_u32(0x27, 0), CONNECT, 0x82),
             (pk.p_varint(0x0B, 0), SUBSCRIBE, 0x82),
@@ -211,6 +211,52 @@ class BlockTests(SynchronousTestCase):
             exc = self.assertRaises(MqttError, P.decode_properties, block, 0,
                                     len(block), ptype)
             self.assertEqual(exc.reason_code, code)
+
+    def test_payload_format_indicator_any_value_MQTT_3_3_2_4(self):
+        """The specification names 0 and 1 but makes no other value an
+        error, and the server forwards it unaltered: 0x02 and 0xFF decode,
+        in PUBLISH and in the will, and encode back to the same bytes."""
+        for value in (2, 0xFF):
+            block = pk.props(pk.p_byte(0x01, value))
+            for ptype in (PUBLISH, P.WILL_PROPERTIES):
+                self.assertEqual(
+                    P.decode_properties(block, 0, len(block), ptype),
+                    ({"payload_format_indicator": value}, len(block)))
+            self.assertEqual(
+                P.encode_properties({"payload_format_indicator": value}), block)
+
+    def test_encoder_refuses_out_of_range_values(self):
+        """Nothing outside what a conforming receiver accepts is ever
+        written: paho-mqtt refuses a Maximum Packet Size above 268,435,455
+        and drops the connection, so producing one is a ValueError."""
+        refused = {
+            "maximum_packet_size": (0, 268435456, 2**32 - 1),
+            "receive_maximum": (0, 65536),
+            "topic_alias_maximum": (-1, 65536),
+            "server_keep_alive": (-1, 65536),
+            "topic_alias": (0, 65536),
+            "subscription_identifier": (0, 268435456),
+            "session_expiry_interval": (-1, 2**32),
+            "message_expiry_interval": (-1, 2**32),
+            "payload_format_indicator": (-1, 256),
+            "maximum_qos": (2,),
+            "retain_available": (2,),
+            "request_problem_information": (2,),
+        }
+        for name, values in refused.items():
+            for value in values:
+                self.assertRaises(ValueError, P.encode_properties, {name: value})
+        self.assertRaises(ValueError, P.encode_properties,
+                          {"subscription_identifier": [1, 0]})
+        self.assertRaises(ValueError, P.encode_properties,
+                          {"maximum_packet_size": "10"})
+        # The edges themselves are fine, and match hand-built bytes.
+        self.assertEqual(
+            P.encode_properties({"maximum_packet_size": 268435455}),
+            pk.props(pk.p_u32(0x27, 268435455)))
+        self.assertEqual(
+            P.encode_properties({"receive_maximum": 65535}),
+            pk.props(pk.p_u16(0x21, 65535)))
 
     def test_invalid_utf8_in_string_property_MQTT_1_5_4_1(self):
         block = pk.props(b"\x03\x00\x02\xc3\x28")
