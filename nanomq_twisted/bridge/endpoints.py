@@ -72,8 +72,9 @@ def tls_options(config):
 
 class QuicEndpoint:
     """A client "endpoint" for ``mqtt-quic://`` over the shared aioquic
-    driver (`transport/quic.py`): a fresh UDP port and QUIC connection per
-    attempt, so ``ClientService`` reconnects exactly as for TCP.
+    driver, dialled by `transport/quic/client.py`: a fresh UDP port and
+    QUIC connection per attempt, so ``ClientService`` reconnects exactly as
+    for TCP.
 
     ``quic_idle_timeout`` becomes aioquic's ``idle_timeout`` and
     ``quic_initial_rtt_ms`` its ``initial_rtt``; NanoMQ's QUIC bridge does
@@ -82,7 +83,7 @@ class QuicEndpoint:
     ignored (docs/compatibility.md)."""
 
     def __init__(self, reactor, config):
-        from ..transport.quic import client_configuration
+        from ..transport.quic.client import client_configuration
 
         self.reactor = reactor
         self.config = config
@@ -98,7 +99,7 @@ class QuicEndpoint:
         )
 
     def connect(self, factory):
-        from ..transport.quic import connect_quic
+        from ..transport.quic.client import connect_quic
 
         attempt = connect_quic(
             self.reactor, self.config.host, self.config.port, self.configuration, factory

@@ -63,7 +63,7 @@ def add_secure_and_ws_listeners(parent, config, broker, reactor):
     quic = listeners.quic
     if quic is not None:
         # aioquic is the [quic] extra: imported only when configured.
-        from .quic import QuicServerEndpoint
+        from .quic.server import QuicServerEndpoint
 
         endpoint = QuicServerEndpoint(reactor, quic)
         factory = MQTTServerFactory(broker, reactor, "quic")

@@ -11,7 +11,7 @@ from twisted.internet import defer, reactor
 from twisted.internet.protocol import Factory, Protocol
 from twisted.trial.unittest import TestCase
 
-from nanomq_twisted.transport.quic import client_configuration, connect_quic
+from nanomq_twisted.transport.quic.client import client_configuration, connect_quic
 
 from .support import Clients, in_thread
 from .transport_support import (

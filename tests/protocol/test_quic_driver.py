@@ -1,5 +1,5 @@
 """
-The aioquic driver (``transport/quic.py``) between a client and a server
+The aioquic driver (``transport/quic/``) between a client and a server
 ``QuicConnection`` over in-memory datagram transports on one ``task.Clock``:
 no sockets, no wall-clock time.
 """
@@ -17,12 +17,12 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import FakeDatagramTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from nanomq_twisted.transport.quic import (
+from nanomq_twisted.transport.quic.client import (
     QuicClientProtocol,
-    QuicDriver,
-    QuicServerProtocol,
     client_configuration,
 )
+from nanomq_twisted.transport.quic.driver import QuicDriver
+from nanomq_twisted.transport.quic.server import QuicServerProtocol
 
 from ..certs import make_certs
 
