@@ -3,8 +3,9 @@
 ``webhook { url, headers, body.encoding, pool_size, cancel_timeout, events }``:
 broker events POSTed as JSON with treq, never in MQTT's way.
 
-The core calls our observer (and, for ``on_message_publish``, our message
-tap) synchronously; all we do there is build the body (pure,
+The core calls our observer (registered for the events that have hooks)
+and, for ``on_message_publish``, delivers the messages of the hook's topics
+(we subscribe them in the routing trie) synchronously; all we do there is build the body (pure,
 `core/webhook_events.py`) and append it to a bounded queue.  At most
 ``pool_size`` requests are in flight over one persistent connection pool;
 each has ``cancel_timeout`` ms to finish.  A request that fails (no
@@ -78,17 +79,21 @@ class WebhookService(Service):
             self._pool = HTTPConnectionPool(self.reactor, persistent=True)
             self._pool.maxPersistentPerHost = self.config.pool_size
             self._http = HTTPClient(Agent(self.reactor, pool=self._pool))
-        if any(self._hooks.values()):
-            self.broker.observers.append(self.observe)
+        events = self.broker.events
+        for event, hooks in self._hooks.items():
+            if hooks:
+                events.listen(event, self.observe)
         if "on_message_publish" in self.filter:
-            self.broker.message_taps.append(self.tap)
+            # A subscriber of the routing trie for the hook's topics (all
+            # of them without one), ``$SYS`` included as in NanoMQ.
+            extensions = self.broker.extensions
+            for topic_filter in self.filter.topics("on_message_publish"):
+                extensions.add(self, topic_filter or "#", sees_dollar=True)
 
     def stopService(self):
         super().stopService()
-        if self.observe in self.broker.observers:
-            self.broker.observers.remove(self.observe)
-        if self.tap in self.broker.message_taps:
-            self.broker.message_taps.remove(self.tap)
+        self.broker.events.unlisten_all(self.observe)
+        self.broker.extensions.remove_consumer(self)
         self.queue.clear()
         for call in list(self._retry_calls):
             if call.active():
@@ -118,7 +123,10 @@ class WebhookService(Service):
             for body in body_for(hook, event, fields, self.config.body_encoding, now):
                 self._enqueue(body)
 
-    def tap(self, message, now):
+    consumer_name = "webhook"
+
+    def deliver(self, message, now):
+        """A routed message matching a hook topic (IMessageConsumer)."""
         if self.filter.wants("on_message_publish", message.topic):
             self._enqueue(message_publish(message, self.config.body_encoding, now))
 

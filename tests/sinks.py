@@ -1,15 +1,24 @@
-"""The core's sink as tests use it: ``write`` collects bytes, ``close``
-is recorded, ``congested`` is a plain flag the test may set."""
+"""The core's connection sink as tests use it (`IConnectionSink`):
+``send`` collects the bytes a flush hands over, ``close`` is recorded.
+
+The core only hands output to its sink when ``Broker.flush`` runs (the
+adapter does that once per turn); test helpers call it before reading
+``data``."""
+
+from zope.interface import implementer
+
+from nanomq_twisted.core.interfaces import IConnectionSink
 
 
+@implementer(IConnectionSink)
 class FakeSink:
     def __init__(self):
         self.data = bytearray()
         self.closed = False
-        self.congested = False
 
-    def write(self, data):
-        self.data += data
+    def send(self, chunks):
+        for chunk in chunks:
+            self.data += chunk
 
     def close(self):
         self.closed = True

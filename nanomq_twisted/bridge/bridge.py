@@ -5,8 +5,9 @@ connect it (`service.py`) and the endpoints they dial (`endpoints.py`),
 because everything here is plain state driven by the broker and by
 ``MQTTBridgeProtocol`` events -- testable without a reactor or a socket.
 
-``Bridge.tap`` sees every routed message (``Broker.message_taps``) and
-sends what the forwards select; messages from the remote are published
+A ``Bridge`` is a subscriber of the broker's routing trie for the
+``local_topic`` filters of its forwards (``Broker.extensions``):
+``deliver`` sees only the messages they match and sends what they select; messages from the remote are published
 locally as if a client had sent them, with ``Message.sender`` set to the
 bridge's internal id so that they are never forwarded back by *this*
 bridge (NanoMQ has no such guard; other bridges still forward them, as
@@ -37,6 +38,7 @@ from dataclasses import replace
 from twisted.application.internet import backoffPolicy
 from twisted.logger import Logger
 
+from ..core.info import ConnectInfo
 from ..core.message import Message, forwarded_properties
 from ..core.sys_topics import client_offline_payload, client_online_payload
 from .client import subscribe_properties
@@ -99,22 +101,13 @@ class QueueJournal:
         self.store.bridge_message_done(self.name, item.seq)
 
 
-class _StatusView:
-    """What ``sys_topics`` reads from a connection, for a bridge."""
-
-    peer = None
-
-    def __init__(self, config, client_id):
-        self.client_id = client_id
-        self.username = config.username
-        self.keepalive = int(config.keepalive)
-        self.level = config.proto_ver
-        self.clean_start = config.clean_start
-        self._connect = self
-
-    @property
-    def protocol_name(self):
-        return "MQIsdp" if self.level == 3 else "MQTT"
+def _status_info(config, client_id):
+    """The ``ConnectInfo`` a bridge's ``$SYS`` status notices describe."""
+    return ConnectInfo(
+        client_id, config.username, None, config.proto_ver,
+        "MQIsdp" if config.proto_ver == 3 else "MQTT", config.clean_start,
+        int(config.keepalive), {},
+    )
 
 
 class Bridge:
@@ -160,15 +153,26 @@ class Bridge:
 
     # -- wiring ------------------------------------------------------------
 
+    @property
+    def consumer_name(self):
+        return "bridge " + self.name
+
     def attach(self):
-        if not self._tapped:
-            self.broker.message_taps.append(self.tap)
-            self._tapped = True
+        """Subscribe this bridge's forwards in the broker's routing trie
+        (core/extensions.py): only matching messages reach ``deliver``."""
+        self._tapped = True
+        self._route()
 
     def detach(self):
         if self._tapped:
-            self.broker.message_taps.remove(self.tap)
             self._tapped = False
+            self.broker.extensions.remove_consumer(self)
+
+    def _route(self):
+        extensions = self.broker.extensions
+        extensions.remove_consumer(self)
+        for forward in self.config.forwards:
+            extensions.add(self, forward.local_topic)
 
     def reconfigure(self, config):
         """Take a new configuration (the bridge is disconnected).  On link 0
@@ -182,6 +186,8 @@ class Bridge:
         self.sender = sender_id(config.name)
         if self.index != 0:
             return
+        if self._tapped:
+            self._route()
         count = max(config.parallel_connections, 1)
         for link in self.links[1:count]:
             link.reconfigure(config)
@@ -257,7 +263,8 @@ class Bridge:
 
     # -- upward --------------------------------------------------------------
 
-    def tap(self, message, now):
+    def deliver(self, message, now):
+        """A local message matching one of the forwards (IMessageConsumer)."""
         if message.sender == self.sender:
             return  # it came from this bridge: never send it back
         topic = message.topic
@@ -369,11 +376,11 @@ class Bridge:
     def _status(self, proto, online, code, now):
         if not getattr(self.broker, "sys_events", True):
             return
-        view = _StatusView(self.config, proto.client_id or self.config.clientid)
+        info = _status_info(self.config, proto.client_id or self.config.clientid)
         if online:
-            payload = client_online_payload(view, code, now)
+            payload = client_online_payload(info, code, now)
         else:
-            payload = client_offline_payload(view, code, now)
+            payload = client_offline_payload(info, code, now)
         self.broker.publish_internal(CLIENT_STATUS_TOPIC, payload, now, retain=True)
 
     # -- live (un)subscribe (REST) -------------------------------------------

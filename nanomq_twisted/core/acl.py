@@ -38,6 +38,11 @@ import ipaddress
 from collections import OrderedDict
 from weakref import WeakKeyDictionary
 
+from zope.interface import implementer
+
+from ..mqtt.topics import match_levels, strip_shared
+from .interfaces import IAcl
+
 PUBLISH = "publish"
 SUBSCRIBE = "subscribe"
 PUBSUB = "pubsub"
@@ -52,7 +57,7 @@ class UnsafePlaceholder(Exception):
 
 def client_host(client):
     """The client's IP address as text (IPv4-mapped IPv6 unwrapped), or None."""
-    peer = getattr(client, "peer", None)
+    peer = client.peer
     if not peer:
         return None
     host = peer[0]
@@ -83,10 +88,16 @@ def _address_matcher(text):
     return lambda host: host == text
 
 
-def _value_matcher(attribute, expected):
+def _username_matcher(expected):
     if expected == "#":
         return lambda client, host: True
-    return lambda client, host: getattr(client, attribute, None) == expected
+    return lambda client, host: client.username == expected
+
+
+def _client_id_matcher(expected):
+    if expected == "#":
+        return lambda client, host: True
+    return lambda client, host: client.client_id == expected
 
 
 def _selector(who):
@@ -98,9 +109,9 @@ def _selector(who):
         matchers = [_address_matcher(text) for text in who.ipaddrs]
         return lambda client, host: any(m(host) for m in matchers)
     if who.username is not None:
-        return _value_matcher("username", who.username)
+        return _username_matcher(who.username)
     if who.clientid is not None:
-        return _value_matcher("client_id", who.clientid)
+        return _client_id_matcher(who.clientid)
     return None
 
 
@@ -115,19 +126,6 @@ def _who(rule):
         parts = [s for s in map(_selector, rule.or_) if s is not None]
         return lambda client, host: any(p(client, host) for p in parts)
     return lambda client, host: True
-
-
-def filter_covers(pattern_levels, requested_levels):
-    """NanoMQ's level-by-level match of a rule filter against a request."""
-    n = len(requested_levels)
-    for i, level in enumerate(pattern_levels):
-        if level == "#":
-            return True
-        if i >= n:
-            return False
-        if level != "+" and level != requested_levels[i]:
-            return False
-    return len(pattern_levels) == n
 
 
 class _Pattern:
@@ -147,13 +145,13 @@ class _Pattern:
             levels = text.split("/")
         if self.literal:
             return text == requested
-        return filter_covers(levels, requested_levels)
+        return match_levels(levels, requested_levels)
 
 
 def _substitute(text, client):
     for placeholder, value in (
-        ("${clientid}", getattr(client, "client_id", None)),
-        ("${username}", getattr(client, "username", None)),
+        ("${clientid}", client.client_id),
+        ("${username}", client.username),
     ):
         if placeholder not in text or value is None:
             continue
@@ -176,17 +174,7 @@ class _Rule:
         self.patterns = None if rule.topics is None else [_Pattern(t) for t in rule.topics]
 
 
-def strip_share(topic_filter):
-    """``$share/g/f`` and ``$queue/f`` -> ``f``; anything else unchanged."""
-    if topic_filter.startswith("$share/"):
-        parts = topic_filter.split("/", 2)
-        if len(parts) == 3:
-            return parts[2]
-    elif topic_filter.startswith("$queue/"):
-        return topic_filter[7:]
-    return topic_filter
-
-
+@implementer(IAcl)
 class Acl:
     """The compiled rule list of ``auth.acl`` plus ``no_match``.
 
@@ -194,8 +182,11 @@ class Acl:
     ``client_id``, ``username`` and ``peer`` ((host, port) or None).
     """
 
-    #: This ACL always answers synchronously (see transport/http_auth.py).
-    prepare = None
+    #: This ACL always answers synchronously (core/interfaces.py ``IAcl``).
+    asynchronous = False
+
+    def prepare(self, client, action, topics, done):
+        return True
 
     def __init__(self, rules=(), no_match="allow", cache_max_size=32, cache_ttl=60.0,
                  clock=None):
@@ -243,7 +234,7 @@ class Acl:
     def evaluate(self, client, action, topic):
         """The uncached decision."""
         if action == SUBSCRIBE:
-            topic = strip_share(topic)
+            topic = strip_shared(topic)
         host = client_host(client)
         levels = topic.split("/")
         try:

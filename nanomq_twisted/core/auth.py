@@ -2,48 +2,30 @@
 """
 The authentication hook of the core, and the password-table authenticator.
 
-The broker asks ``authenticator.authenticate(request, done)``.  A synchronous
-authenticator returns a reason code; an asynchronous one (HTTP auth) returns
-``PENDING`` and later calls ``done(reason_code)``.  The core never waits on
+The broker asks ``authenticator.authenticate(info, done)`` with the
+client's ``ConnectInfo`` (core/info.py: client id, username, password,
+transport, TLS certificate).  A synchronous authenticator returns a reason
+code; an asynchronous one (HTTP auth) returns ``PENDING`` and later calls
+``done(reason_code)``.  The core never waits on
 anything itself, so it stays free of Twisted.
 """
 
 import hmac
 
+from zope.interface import implementer
+
 from ..mqtt import reason_codes as rc
+from .interfaces import IAcl, IAuthenticator
 from .passwd import DEFAULT_ITERATIONS, HashedPassword, compile_table
 
 PENDING = object()
-
-
-class ConnectRequest:
-    """What an authenticator may look at for one CONNECT."""
-
-    __slots__ = (
-        "client_id", "conn", "listener", "password", "peer", "protocol_level",
-        "tls_common_name", "tls_subject", "username",
-    )
-
-    def __init__(self, client_id, username, password, peer, protocol_level, listener,
-                 conn=None, tls_common_name="", tls_subject=""):
-        self.client_id = client_id
-        self.username = username
-        self.password = password
-        self.peer = peer
-        self.protocol_level = protocol_level
-        self.listener = listener
-        #: The ``ClientConnection`` (its sink and CONNECT), for adapters.
-        self.conn = conn
-        #: The verified TLS client certificate's common name and subject
-        #: (OpenSSL one-line form), plain strings; "" without one.
-        self.tls_common_name = tls_common_name
-        self.tls_subject = tls_subject
 
 
 #: Verified for unknown users, so a miss costs what a hashed hit costs.
 _DUMMY_HASH = HashedPassword(DEFAULT_ITERATIONS, b"nanomq-dummy-salt", b"\0" * 32)
 
 
+@implementer(IAuthenticator)
 class PasswordAuthenticator:
     """``auth.allow_anonymous`` plus the optional ``auth.password`` table.
 
@@ -108,6 +90,7 @@ def _code(ok):
     return rc.SUCCESS if ok else rc.BAD_USER_NAME_OR_PASSWORD
 
 
+@implementer(IAuthenticator)
 class AuthChain:
     """Ask each authenticator in turn; the first refusal wins.
 
@@ -144,11 +127,15 @@ class AuthChain:
         return rc.SUCCESS
 
 
+@implementer(IAcl)
 class AllowAll:
     """The ACL used until an ACL is configured: everything is permitted."""
 
-    #: Synchronous: never needs the connection to wait (see acl.py).
-    prepare = None
+    #: Synchronous: never needs the connection to wait (``IAcl``).
+    asynchronous = False
+
+    def prepare(self, client, action, topics, done):
+        return True
 
     def check(self, client, action, topic):
         return True

@@ -25,6 +25,8 @@ class Stats:
         "dropped_no_subscriber",
         "dropped_oversize",
         "dropped_queue_full",
+        "dropped_slow_consumer",
+        "extension_errors",
         "packets_received",
         "received",
         "retained_received",

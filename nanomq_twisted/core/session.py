@@ -5,34 +5,63 @@ A client's session: what outlives one network connection.
 [MQTT-4.1] defines the server's session state: the subscriptions, QoS 1/2
 messages sent but not completely acknowledged, QoS 1/2 messages waiting to
 be sent, QoS 2 messages received but not completely acknowledged, and the
-will and expiry.  All of it lives here, together with the outbound QoS
-flows, because they act on that state and nothing else.
+will and expiry.  All of it lives here, together with the delivery towards
+the client, because it acts on that state and nothing else.
 
 Outbound flow control: at most ``receive_maximum`` QoS 1/2 messages are in
-flight [MQTT-4.9.0-1]; the rest wait in ``queue``, which is bounded by
-``max_queue``.  A message that does not fit is dropped and counted -- a
-stuck subscriber can cost its own messages, never the broker's memory or
-other clients' service.  QoS 0 messages are never queued for an offline
-session (as NanoMQ and Mosquitto by default).
+flight [MQTT-4.9.0-1] (the flows themselves are core/outbound.py's); the
+rest wait in ``queue``, which is bounded by ``max_queue``.  A message that
+does not fit is dropped and counted -- a stuck subscriber can cost its own
+messages, never the broker's memory or other clients' service.  QoS 0
+messages are never queued for an offline session (as NanoMQ and Mosquitto
+by default), and are dropped, counted, for a connection that is congested
+(its outbox is over the limit: the client does not read).
 
-Time enters as ``now``; nothing here schedules anything itself except
-through the broker's ``TimerQueue``.
+A durable session (one with a Session Expiry Interval and a real store)
+reports its messages through ``journal`` (core/durable.py); a clean one has
+``journal`` None and pays one attribute test.
+
+The session talks to the rest of the broker through its ``host`` only
+(`SessionHost`): counters, events, the 3.x retry timer and the store's
+backlog.  Time enters as ``now``.
 """
 
-from collections import OrderedDict, deque
+from collections import deque
+from typing import Protocol
 
 from ..mqtt.packets import Pubrel
 from .message import with_packet_id
+from .outbound import Flow, OutboundFlows
+
+
+class SessionHost(Protocol):
+    """What a `Session` needs from its broker."""
+
+    stats: object
+    events: object
+
+    def retry_needed(self, session, now):
+        """``session`` has QoS 1/2 messages in flight to a 3.x client:
+        make sure its retry timer runs."""
+
+    def backlog_grew(self, session):
+        """A durable ``session`` queued a message (``sqlite.disk_cache_size``
+        may now be exceeded)."""
 
 
 class Subscription:
-    """The options one client holds for one topic filter [MQTT-3.8.3.1]."""
+    """The options one client holds for one topic filter [MQTT-3.8.3.1].
+
+    ``topic_filter`` is the filter as the client wrote it; for a shared
+    subscription ``share_group`` is its group and ``real_filter`` the
+    filter after the group (for a plain one, the filter itself)."""
 
     __slots__ = (
         "client_id",
         "identifier",
         "no_local",
         "qos",
+        "real_filter",
         "retain_as_published",
         "retain_handling",
         "share_group",
@@ -49,6 +78,7 @@ class Subscription:
         retain_handling=0,
         identifier=None,
         share_group=None,
+        real_filter=None,
     ):
         self.client_id = client_id
         self.topic_filter = topic_filter
@@ -58,41 +88,19 @@ class Subscription:
         self.retain_handling = retain_handling
         self.identifier = identifier
         self.share_group = share_group
-
-
-class Inflight:
-    """One outbound QoS 1/2 message awaiting its acknowledgement."""
-
-    __slots__ = (
-        "awaiting_pubcomp",
-        "message",
-        "qos",
-        "retain",
-        "sent_at",
-        "seq",
-        "sub_ids"
-    )
-
-    def __init__(self, message, qos, retain, sub_ids, sent_at, seq=None):
-        self.message = message
-        self.qos = qos
-        self.retain = retain
-        self.sub_ids = sub_ids
-        self.awaiting_pubcomp = False
-        self.sent_at = sent_at
-        #: The store's sequence number while the session is durable.
-        self.seq = seq
+        self.real_filter = topic_filter if real_filter is None else real_filter
 
 
 class Session:
     """State for one client id; ``conn`` is the live connection or None."""
 
-    def __init__(self, client_id, stats, max_queue):
+    def __init__(self, client_id, host, max_queue):
         self.client_id = client_id
-        self.stats = stats
+        self.host = host
+        self.stats = host.stats
         self.max_queue = max_queue
         self.subscriptions = {}  # topic filter as given -> Subscription
-        self.inflight = OrderedDict()  # packet id -> Inflight
+        self.flows = OutboundFlows()
         self.queue = deque()  # (message, qos, retain, sub_ids, seq)
         self.awaiting_rel = {}  # inbound QoS 2 packet ids -> received at
         self.conn = None
@@ -102,43 +110,41 @@ class Session:
         self.will_timer = None
         self.username = None
         self.created = 0.0
-        self.owner = None  # the Broker, for timers
-        self._next_pid = 1
-        #: Persisted through ``store`` (core/store.py); set by the broker.
-        self.durable = False
-        self.store = None
-        self.seq = 0
+        #: The ``ConnectInfo`` of its last connection (None once restored
+        #: from the store until the client connects again).
+        self.info = None
+        #: ``SessionJournal`` while the session is durable (core/durable.py).
+        self.journal = None
 
-    # -- packet identifiers ---------------------------------------------
+    @property
+    def durable(self):
+        return self.journal is not None
 
-    def allocate_packet_id(self):
-        """A packet id not in use by an outbound flow [MQTT-2.2.1-3]."""
-        inflight = self.inflight
-        if len(inflight) >= 65535:
-            return None
-        pid = self._next_pid
-        while pid in inflight:
-            pid = pid % 65535 + 1
-        self._next_pid = pid % 65535 + 1
-        return pid
+    @property
+    def inflight(self):
+        """Packet id -> `Flow` of the QoS 1/2 messages in flight."""
+        return self.flows.inflight
 
     # -- delivery ----------------------------------------------------------
 
     def deliver(self, message, qos, retain, sub_ids, now):
         """Send (or queue) one message to this session at granted ``qos``."""
         conn = self.conn
-        stats = self.stats
         if qos == 0:
-            if conn is None or conn.sink.congested:
-                stats.dropped += 1
+            if conn is None:
+                self.stats.dropped += 1
+                return
+            if conn.congested:
+                self.stats.dropped += 1
+                self.stats.dropped_slow_consumer += 1
                 return
             self._write_qos0(conn, message, retain, sub_ids, now)
             return
         if (
             conn is None
             or self.queue
-            or len(self.inflight) >= conn.receive_maximum
-            or conn.sink.congested
+            or len(self.flows.inflight) >= conn.receive_maximum
+            or conn.congested
         ):
             self._enqueue(message, qos, retain, sub_ids)
             return
@@ -155,23 +161,11 @@ class Session:
             # [MQTT-3.1.2-24]: never send more than the client accepts.
             self.stats.dropped_oversize += 1
             return
-        conn.sink.write(data)
+        conn.write(data)
         self.stats.sent += 1
-        self.stats.bytes_sent += len(data)
-        owner = self.owner
-        if owner is not None and owner.observers:
-            owner.notify("message_delivered", session=self, message=message)
-
-    def _new_seq(self, message, qos, retain, sub_ids):
-        """Number a message entering a durable session and report it."""
-        self.seq = seq = self.seq + 1
-        self.store.message_queued(self.client_id, seq, message, qos, retain, sub_ids)
-        return seq
-
-    def _forget(self, seq):
-        """A numbered message left the session without completing a flow."""
-        if seq is not None and self.durable:
-            self.store.message_acked(self.client_id, seq)
+        events = self.host.events
+        if events.message_delivered:
+            events.emit("message_delivered", session=self, message=message)
 
     def _enqueue(self, message, qos, retain, sub_ids, seq=None):
         if len(self.queue) >= self.max_queue:
@@ -179,24 +173,28 @@ class Session:
             self.stats.dropped += 1
             self._forget(seq)
             return
-        if seq is None and self.durable and qos:
-            seq = self._new_seq(message, qos, retain, sub_ids)
+        journal = self.journal
+        if seq is None and journal is not None and qos:
+            seq = journal.queued(message, qos, retain, sub_ids)
         self.queue.append((message, qos, retain, sub_ids, seq))
-        store = self.store
-        if seq is not None and store.max_rows and self.owner is not None:
-            if self.conn is None:
-                self.owner._store_backlog.add(self)
-            if store.rows > store.max_rows:
-                self.owner.trim_store()
+        if seq is not None:
+            self.host.backlog_grew(self)
+
+    def _forget(self, seq):
+        """A numbered message left the session without completing a flow."""
+        if seq is not None and self.journal is not None:
+            self.journal.done(seq)
 
     def _send_new(self, conn, message, qos, retain, sub_ids, now, seq=None):
+        flow = Flow(message, qos, retain, sub_ids, now, seq)
         if conn.topic_alias_max:
-            pid = self.allocate_packet_id()
+            pid = self.flows.start(flow, now)
             if pid is None:
                 self._enqueue(message, qos, retain, sub_ids, seq)
                 return False
             data = conn.aliased_publish(message, qos, retain, sub_ids, pid, now)
             if data is None:
+                self.flows.discard(pid)
                 self.stats.dropped_oversize += 1
                 self._forget(seq)
                 return False
@@ -206,24 +204,23 @@ class Session:
                 self.stats.dropped_oversize += 1
                 self._forget(seq)
                 return False
-            pid = self.allocate_packet_id()
+            pid = self.flows.start(flow, now)
             if pid is None:
                 self._enqueue(message, qos, retain, sub_ids, seq)
                 return False
             data = with_packet_id(template, pid)
-        if self.durable:
+        journal = self.journal
+        if journal is not None:
             if seq is None:
-                seq = self._new_seq(message, qos, retain, sub_ids)
-            self.store.message_sent(self.client_id, seq, pid)
-        self.inflight[pid] = Inflight(message, qos, retain, sub_ids, now, seq)
-        if not conn.v5 and self.retry_timer is None and self.owner is not None:
-            self.owner.ensure_retry(self, now)
-        conn.sink.write(data)
+                flow.seq = journal.queued(message, qos, retain, sub_ids)
+            journal.sent(flow.seq, pid)
+        if not conn.v5 and self.retry_timer is None:
+            self.host.retry_needed(self, now)
+        conn.write(data)
         self.stats.sent += 1
-        self.stats.bytes_sent += len(data)
-        owner = self.owner
-        if owner is not None and owner.observers:
-            owner.notify("message_delivered", session=self, message=message)
+        events = self.host.events
+        if events.message_delivered:
+            events.emit("message_delivered", session=self, message=message)
         return True
 
     def pump(self, now):
@@ -233,7 +230,8 @@ class Session:
             return
         queue = self.queue
         stats = self.stats
-        while queue and not conn.sink.congested:
+        inflight = self.flows.inflight
+        while queue and not conn.congested:
             message, qos, retain, sub_ids, seq = queue[0]
             if message.expired(now):
                 queue.popleft()
@@ -244,7 +242,7 @@ class Session:
                 queue.popleft()
                 self._write_qos0(conn, message, retain, sub_ids, now)
                 continue
-            if len(self.inflight) >= conn.receive_maximum:
+            if len(inflight) >= conn.receive_maximum:
                 return
             queue.popleft()
             self._send_new(conn, message, qos, retain, sub_ids, now, seq)
@@ -256,61 +254,54 @@ class Session:
         conn = self.conn
         if conn is None:
             return
-        for pid, entry in self.inflight.items():
-            if older_than is not None and entry.sent_at > older_than:
-                continue
-            entry.sent_at = now
-            if entry.awaiting_pubcomp:
-                data = conn.encode(Pubrel(pid))
+        for flow in self.flows.due(now, older_than):
+            if flow.released:
+                data = conn.encode(Pubrel(flow.packet_id))
             else:
-                template = entry.message.wire_template(
-                    conn.v5, entry.qos, entry.retain, entry.sub_ids, now
+                template = flow.message.wire_template(
+                    conn.v5, flow.qos, flow.retain, flow.sub_ids, now
                 )
-                data = with_packet_id(template, pid, dup=True)
-            conn.sink.write(data)
-            self.stats.bytes_sent += len(data)
+                data = with_packet_id(template, flow.packet_id, dup=True)
+            conn.write(data)
 
     # -- acknowledgements ------------------------------------------------
 
-    def _done(self, entry):
-        """The flow of ``entry`` completed: tell the store and observers."""
-        self._forget(entry.seq)
-        owner = self.owner
-        if owner is not None and owner.observers:
-            owner.notify("message_acked", session=self, message=entry.message)
+    def _done(self, flow):
+        """``flow`` completed: tell the store and observers."""
+        self._forget(flow.seq)
+        events = self.host.events
+        if events.message_acked:
+            events.emit("message_acked", session=self, message=flow.message)
 
     def on_puback(self, pid, now):
-        entry = self.inflight.get(pid)
-        if entry is None or entry.qos != 1:
+        flow = self.flows.puback(pid)
+        if flow is None:
             return False
-        del self.inflight[pid]
-        self._done(entry)
+        self._done(flow)
         self.pump(now)
         return True
 
     def on_pubrec(self, pid, reason_code, now):
         """Returns True if a PUBREL must be sent [MQTT-4.3.3-4]."""
-        entry = self.inflight.get(pid)
-        if entry is None or entry.qos != 2:
+        flow = self.flows.get(pid)
+        first = flow is not None and not flow.released
+        flow, release = self.flows.pubrec(pid, reason_code, now)
+        if flow is None:
             return False
-        if reason_code >= 0x80:
+        if not release:
             # A failed PUBREC ends the flow [MQTT-4.3.3-4 v5 note].
-            del self.inflight[pid]
-            self._forget(entry.seq)
+            self._forget(flow.seq)
             self.pump(now)
             return False
-        if not entry.awaiting_pubcomp and entry.seq is not None and self.durable:
-            self.store.message_released(self.client_id, entry.seq)
-        entry.awaiting_pubcomp = True
-        entry.sent_at = now
+        if first and flow.seq is not None and self.journal is not None:
+            self.journal.released(flow.seq)
         return True
 
     def on_pubcomp(self, pid, now):
-        entry = self.inflight.get(pid)
-        if entry is None or not entry.awaiting_pubcomp:
+        flow = self.flows.pubcomp(pid)
+        if flow is None:
             return False
-        del self.inflight[pid]
-        self._done(entry)
+        self._done(flow)
         self.pump(now)
         return True
 
@@ -319,21 +310,21 @@ class Session:
     def rel_awaited(self, pid, now):
         """Inbound QoS 2 ``pid`` was PUBREC'd; PUBREL is awaited."""
         self.awaiting_rel[pid] = now
-        if self.durable:
-            self.store.rel_awaited(self.client_id, pid, now)
+        if self.journal is not None:
+            self.journal.rel_awaited(pid, now)
 
     def rel_done(self, pid):
         """PUBREL for ``pid``: False if it was not awaited."""
         if self.awaiting_rel.pop(pid, None) is None:
             return False
-        if self.durable:
-            self.store.rel_done(self.client_id, pid)
+        if self.journal is not None:
+            self.journal.rel_done(pid)
         return True
 
     # -- bookkeeping -----------------------------------------------------
 
     def clear_messages(self):
-        self.inflight.clear()
+        self.flows.clear()
         self.queue.clear()
         self.awaiting_rel.clear()
 

@@ -52,44 +52,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from ..mqtt.topics import parse_shared, shared_text
+
 __all__ = [
     "DEFAULT_CACHE_SIZE",
     "EMPTY_MATCH",
-    "QUEUE_GROUP",
     "Match",
     "SubscriptionTrie",
 ]
 
-#: Group name used for NanoMQ's ``$queue/<filter>`` shared subscriptions.
-QUEUE_GROUP = "$queue"
-
 #: Default bound on the number of cached ``match`` results.
 DEFAULT_CACHE_SIZE = 65536
-
-_SHARE_PREFIX = "$share/"
-_QUEUE_PREFIX = "$queue/"  # same length as _SHARE_PREFIX: both are 7
-
-
-def _split_shared(topic_filter: str) -> tuple[str | None, str]:
-    """Return ``(group, real_filter)``; group is None for a plain filter.
-
-    The caller has validated the filter, so ``$share/`` is followed by a
-    non-empty group, a ``/`` and a non-empty filter.
-    """
-    if topic_filter[:1] == "$":
-        if topic_filter.startswith(_SHARE_PREFIX):
-            group, _, real = topic_filter[7:].partition("/")
-            return group, real
-        if topic_filter.startswith(_QUEUE_PREFIX):
-            return QUEUE_GROUP, topic_filter[7:]
-    return None, topic_filter
-
-
-def _shared_text(group: str, real: str) -> str:
-    """The canonical filter text for a shared subscription."""
-    if group == QUEUE_GROUP:
-        return _QUEUE_PREFIX + real
-    return _SHARE_PREFIX + group + "/" + real
 
 
 class Match:
@@ -199,7 +172,7 @@ class SubscriptionTrie:
         case its value is replaced (the MQTT "replace existing subscription"
         case, which also tells the broker about Retain Handling 1).
         """
-        group, real = _split_shared(topic_filter)
+        group, real = parse_shared(topic_filter)
         node = self._root
         for level in real.split("/"):
             if level == "+":
@@ -227,7 +200,7 @@ class SubscriptionTrie:
             table = groups.get(group)
             if table is None:
                 table = groups[group] = {}
-            text = _shared_text(group, real)
+            text = shared_text(group, real)
 
         existed = client_id in table
         if not existed:
@@ -249,7 +222,7 @@ class SubscriptionTrie:
         Nodes left without subscribers or children are pruned bottom-up, so
         a churn of distinct filters does not grow the trie.
         """
-        group, real = _split_shared(topic_filter)
+        group, real = parse_shared(topic_filter)
         path: list[tuple[_Node, str]] = []
         node = self._root
         for level in real.split("/"):
@@ -284,7 +257,7 @@ class SubscriptionTrie:
                 if not groups:
                     node.groups = None
                     node.filter = None
-            text = _shared_text(group, real)
+            text = shared_text(group, real)
 
         self._subscription_count -= 1
         mine = self._by_client.get(client_id)
@@ -423,7 +396,7 @@ class SubscriptionTrie:
                 yield client_id, real, value
             if node.groups:
                 for group, members in node.groups.items():
-                    text = _shared_text(group, real)
+                    text = shared_text(group, real)
                     for client_id, value in members.items():
                         yield client_id, text, value
 
@@ -438,7 +411,7 @@ class SubscriptionTrie:
                 yield real, list(node.subs)
             if node.groups:
                 for group, members in node.groups.items():
-                    yield _shared_text(group, real), list(members)
+                    yield shared_text(group, real), list(members)
 
     def node_count(self) -> int:
         """Number of trie nodes below the root (diagnostics and tests)."""

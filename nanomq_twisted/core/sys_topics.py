@@ -19,33 +19,32 @@ def _s(value):
     return json.dumps("(null)" if value is None else value, ensure_ascii=False)
 
 
-def _ipv4(conn):
-    peer = getattr(conn, "peer", None)
+def _ipv4(info):
+    peer = info.peer
     if peer and ":" not in str(peer[0]):
         return peer[0]
     return ""
 
 
-def client_online_payload(conn, return_code, now):
-    """The ``"status":"online"`` notice sent after every CONNACK."""
-    connect = getattr(conn, "_connect", None)
-    proto_name = connect.protocol_name if connect is not None else "MQTT"
+def client_online_payload(info, return_code, now):
+    """The ``"status":"online"`` notice sent after every CONNACK, for the
+    client described by ``info`` (core/info.py ``ConnectInfo``)."""
     text = (
-        f'{{"status":"online", "username":{_s(conn.username)}, '
-        f'"ts":{int(now * 1000)},"proto_name":{_s(proto_name)},'
-        f'"keepalive":{conn.keepalive},"return_code":"{return_code:x}",'
-        f'"proto_ver":{conn.level},"client_id":{_s(conn.client_id)},'
-        f'"clean_start":{1 if conn.clean_start else 0}, "IPv4":{_s(_ipv4(conn))}}}'
+        f'{{"status":"online", "username":{_s(info.username)}, '
+        f'"ts":{int(now * 1000)},"proto_name":{_s(info.protocol_name)},'
+        f'"keepalive":{info.keepalive},"return_code":"{return_code:x}",'
+        f'"proto_ver":{info.protocol_level},"client_id":{_s(info.client_id)},'
+        f'"clean_start":{1 if info.clean_start else 0}, "IPv4":{_s(_ipv4(info))}}}'
     )
     return text.encode("utf-8")
 
 
-def client_offline_payload(conn, reason_code, now):
+def client_offline_payload(info, reason_code, now):
     """The ``"status":"offline"`` notice sent when a connection closes."""
     text = (
-        f'{{"status":"offline", "username":{_s(conn.username)},'
+        f'{{"status":"offline", "username":{_s(info.username)},'
         f'"ts":{int(now * 1000)},"reason_code":"{reason_code:x}",'
-        f'"client_id":{_s(conn.client_id)},"IPv4":{_s(_ipv4(conn))}}}'
+        f'"client_id":{_s(info.client_id)},"IPv4":{_s(_ipv4(info))}}}'
     )
     return text.encode("utf-8")
 

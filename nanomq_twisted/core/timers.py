@@ -12,6 +12,10 @@ entry moves that deadline forward.
 
 Cancelling is lazy: a cancelled entry stays in the heap and is skipped when
 it comes up, which keeps ``cancel`` O(1).
+
+Every callback is called as ``fn(now, *args)``: the time it runs at comes
+in with the call, as everywhere in the core, so a callback never depends
+on some clock being valid "around" it.
 """
 
 import heapq
@@ -43,6 +47,8 @@ class TimerQueue:
         self.on_earlier = None
 
     def call_at(self, when, fn, *args):
+        """Run ``fn(now, *args)`` at ``when`` (or the first ``run_due``
+        after it)."""
         handle = TimerHandle(when, fn, args)
         earliest = self.next_deadline()
         heapq.heappush(self._heap, (when, next(self._seq), handle))
@@ -71,7 +77,7 @@ class TimerQueue:
             if handle.cancelled:
                 continue
             handle.cancelled = True
-            handle.fn(*handle.args)
+            handle.fn(now, *handle.args)
             ran += 1
         return ran
 

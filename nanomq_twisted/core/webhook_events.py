@@ -14,13 +14,14 @@ bodies of the nine are ours (same style: the fields, then ``action``).
 import base64
 import json
 
+from ..mqtt.topics import match
+
 __all__ = [
     "EVENTS",
     "EventFilter",
     "base62",
     "body_for",
     "encode_payload",
-    "topic_matches",
 ]
 
 EVENTS = (
@@ -58,20 +59,6 @@ def encode_payload(payload, encoding):
     return payload.split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
-def topic_matches(topic_filter, topic):
-    """MQTT wildcard match, but with no ``$`` exception (as NanoMQ's hook)."""
-    flevels = topic_filter.split("/")
-    tlevels = topic.split("/")
-    for index, level in enumerate(flevels):
-        if level == "#":
-            return True
-        if index >= len(tlevels):
-            return False
-        if level != "+" and level != tlevels[index]:
-            return False
-    return len(flevels) == len(tlevels)
-
-
 class EventFilter:
     """Which events fire, from ``webhook.events``: an event fires if any
     entry names it; message events also need the entry's ``topic`` (if
@@ -86,13 +73,17 @@ class EventFilter:
     def __contains__(self, event):
         return event in self._topics
 
+    def topics(self, event):
+        """The topic filters of ``event``'s entries (None: any topic)."""
+        return tuple(self._topics.get(event, ()))
+
     def wants(self, event, topic=None):
         filters = self._topics.get(event)
         if filters is None:
             return False
         if topic is None or not event.startswith("on_message_"):
             return True
-        return any(f is None or topic_matches(f, topic) for f in filters)
+        return any(f is None or match(f, topic, dollar_rule=False) for f in filters)
 
 
 def _user(username):

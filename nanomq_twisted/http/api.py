@@ -194,7 +194,6 @@ class RootAPI:
         self.stop = getattr(reactor, "stop", None)
         #: The Deferred of the last `/ctrl/restart` (see `ctrl.py`).
         self.restarted = None
-        self.client_info = clients.ClientInfoRecorder(broker)
         self.prometheus = metrics.PrometheusExporter(self)
         bridges = getattr(root_service, "bridges", None)
         if bridges is not None:

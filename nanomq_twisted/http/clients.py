@@ -3,11 +3,9 @@
 ``/clients/username/{username}`` and ``DELETE /clients/{clientid}``.
 
 A client is a session: online ones have a live ``ClientConnection``,
-offline persistent ones only a ``Session``.  What NanoMQ reports about an
-offline client (keepalive, protocol, clean start, will) comes from its last
-CONNECT, which the core does not keep once the connection is gone, so
-``ClientInfoRecorder`` notes it from the broker's ``client_connack``
-observer event.
+offline persistent ones only a ``Session``.  What NanoMQ reports about a
+client (keepalive, protocol, clean start, will) comes from its last
+CONNECT, which the session keeps (``Session.info``, a ``ConnectInfo``).
 """
 
 from ..mqtt import reason_codes as rc
@@ -15,49 +13,6 @@ from .common import CLIENT_OFFLINE, PARAM_ERROR, ApiError, ok, query_pairs
 
 _BOOLS = {"true": True, "false": False}
 _STATES = ("connected", "disconnected")
-
-
-class _Info:
-    __slots__ = ("clean_start", "keepalive", "level", "will_msg", "will_topic")
-
-    def __init__(self, conn):
-        self.keepalive = conn.keepalive
-        self.level = conn.level
-        self.clean_start = conn.clean_start
-        will = conn.will
-        self.will_topic = will.topic if will is not None else None
-        self.will_msg = will.payload if will is not None else None
-
-
-class ClientInfoRecorder:
-    """Remembers each client's last CONNECT for the offline view."""
-
-    def __init__(self, broker):
-        self.broker = broker
-        self.info = {}
-        broker.observers.append(self._observe)
-
-    def _observe(self, event, conn=None, code=None, **_fields):
-        if event == "client_connack" and code == 0 and conn is not None:
-            self.info[conn.client_id] = _Info(conn)
-            if len(self.info) > 2 * len(self.broker.sessions) + 64:
-                self.prune()
-
-    def prune(self):
-        sessions = self.broker.sessions
-        for client_id in [c for c in self.info if c not in sessions]:
-            del self.info[client_id]
-
-    def detach(self):
-        if self._observe in self.broker.observers:
-            self.broker.observers.remove(self._observe)
-
-    def get(self, client_id):
-        session = self.broker.sessions.get(client_id)
-        conn = session.conn if session is not None else None
-        if conn is not None:
-            return _Info(conn)
-        return self.info.get(client_id)
 
 
 def _text(value):
@@ -71,8 +26,8 @@ def _text(value):
 def client_object(api, session):
     """NanoMQ's client record, keys in NanoMQ's order."""
     conn = session.conn
-    info = api.client_info.get(session.client_id)
-    level = info.level if info is not None else 4
+    info = session.info
+    level = info.protocol_level if info is not None else 4
     out = {
         "client_id": session.client_id,
         "username": _text(session.username),
@@ -82,9 +37,10 @@ def client_object(api, session):
         "proto_name": "MQIsdp" if level == 3 else "MQTT",
         "proto_ver": level,
     }
-    if info is not None and info.will_topic is not None:
-        out["will_topic"] = info.will_topic
-        out["will_msg"] = _text(info.will_msg)
+    will = info.will if info is not None else None
+    if will is not None:
+        out["will_topic"] = will.topic
+        out["will_msg"] = _text(will.payload)
     return out
 
 

@@ -107,7 +107,6 @@ def restart(api, config):
         new_api = getattr(service, "api", None)
         if new_api is None:
             continue
-        new_api.client_info.info.update(api.client_info.info)
         for name, resource in api.mounts.items():
             new_api.mounts.setdefault(name, resource)
         if bridges is None:
@@ -118,7 +117,6 @@ def restart(api, config):
 
             new_api.mount("rules", RulesAPI(rules).app.resource())
         new_api.stop = api.stop
-    api.client_info.detach()
     listeners.setServiceParent(root)
     for service in (bridges, rules):
         if service is not None:

@@ -96,25 +96,57 @@ def parse_shared(topic_filter):
     return None, topic_filter
 
 
-def match(topic_filter, topic_name):
+def is_shared(topic_filter):
+    """True for a ``$share/<group>/<filter>`` or ``$queue/<filter>`` filter
+    (whether or not it is otherwise valid)."""
+    return topic_filter.startswith(SHARE_PREFIX) or topic_filter.startswith(QUEUE_PREFIX)
+
+
+def strip_shared(topic_filter):
+    """The real filter of a shared subscription; any other filter as is."""
+    return parse_shared(topic_filter)[1]
+
+
+def shared_text(group, real_filter):
+    """The canonical text of a shared subscription: ``$queue/f`` for the
+    ``$queue`` group (also when it was written ``$share/$queue/f``),
+    ``$share/<group>/<f>`` otherwise."""
+    if group == QUEUE_GROUP:
+        return QUEUE_PREFIX + real_filter
+    return SHARE_PREFIX + group + "/" + real_filter
+
+
+def match_levels(filter_levels, topic_levels):
+    """The level-by-level wildcard match of [MQTT-4.7.1] on split topics,
+    without the ``$`` rule (callers that need it use `match`).
+
+    ``#`` matches the rest, including nothing: ``a/#`` matches ``a``
+    [MQTT-4.7.1-2]; ``+`` matches exactly one level.  NanoMQ's ACL rules
+    and WebHook topic filters use this directly (they have no ``$``
+    exception: a rule for ``#`` covers ``$SYS/...``).
+    """
+    count = len(topic_levels)
+    for i, level in enumerate(filter_levels):
+        if level == "#":
+            return True
+        if i >= count:
+            return False
+        if level != "+" and level != topic_levels[i]:
+            return False
+    return len(filter_levels) == count
+
+
+def match(topic_filter, topic_name, dollar_rule=True):
     """True when the (non-shared, valid) filter matches the topic name.
 
     ``#`` also matches its parent level (``a/#`` matches ``a``)
     [MQTT-4.7.1-2]; a filter starting with a wildcard does not match topic
-    names starting with ``$`` [MQTT-4.7.2-1].
+    names starting with ``$`` [MQTT-4.7.2-1] unless ``dollar_rule`` is
+    false.  This is the reference semantics the subscription trie
+    (core/subscriptions.py) must agree with.
     """
-    if topic_name.startswith("$") and topic_filter[:1] in ("+", "#"):
+    if dollar_rule and topic_name.startswith("$") and topic_filter[:1] in ("+", "#"):
         return False
     if "+" not in topic_filter and "#" not in topic_filter:
         return topic_filter == topic_name
-    flevels = topic_filter.split("/")
-    tlevels = topic_name.split("/")
-    nt = len(tlevels)
-    for i, level in enumerate(flevels):
-        if level == "#":
-            return True
-        if i >= nt:
-            return False
-        if level != "+" and level != tlevels[i]:
-            return False
-    return len(flevels) == nt
+    return match_levels(topic_filter.split("/"), topic_name.split("/"))

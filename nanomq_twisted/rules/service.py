@@ -5,9 +5,9 @@ The ``rules`` service: the rule engine wired to the broker and its actions.
 ``build_rules_service(config, broker, reactor, root)`` loads the rules of
 the ``rules`` config section (ids in NanoMQ's order: sqlite, repub, mysql,
 postgresql, timescaledb) and attaches a named ``rules`` service to
-``root``.  While at least one rule exists, a tap on the broker evaluates
-every routed message; with none, the broker's hot path does not see the
-rule engine at all.
+``root``.  The rule engine subscribes the FROM filter of every enabled
+rule in the broker's routing trie: a message no rule selects never reaches
+it, and with no rule the broker's hot path does not see it at all.
 
 ``create``/``update``/``delete`` are what the REST API calls; they raise
 `RuleRequestError` with NanoMQ's REST code.  Each change is written through
@@ -233,21 +233,28 @@ class RulesService(MultiService):
         self.broker.store.rule_saved(rule.to_dict())
 
     def _update_tap(self):
-        self._set_tap(self.running and len(self.engine) > 0)
+        """Subscribe the FROM filter of every enabled rule in the broker's
+        routing trie (core/extensions.py), so only messages some rule
+        selects reach ``deliver``.  Rule filters see ``$SYS`` topics too,
+        as NanoMQ's do (``sees_dollar``)."""
+        self._set_tap(False)
+        if not self.running:
+            return
+        extensions = self.broker.extensions
+        for topic_filter in dict.fromkeys(r.query.topic for r in self.engine if r.enabled):
+            extensions.add(self, topic_filter, sees_dollar=True)
+        self._tapped = True
 
     def _set_tap(self, on):
-        taps = self.broker.message_taps
-        if on and not self._tapped:
-            taps.append(self._tap)
-            self._tapped = True
-        elif not on and self._tapped:
-            if self._tap in taps:
-                taps.remove(self._tap)
+        if not on and self._tapped:
+            self.broker.extensions.remove_consumer(self)
             self._tapped = False
 
-    # -- the tap -------------------------------------------------------------
+    # -- the rule engine as a consumer of the routing trie -------------------
 
-    def _tap(self, message, now):
+    consumer_name = "rule engine"
+
+    def deliver(self, message, now):
         rules = self.engine.rules_for(message.topic)
         if not rules:
             return
@@ -266,13 +273,12 @@ class RulesService(MultiService):
 
     def _lookup(self, client_id):
         conn = self.broker.connections.get(client_id) if client_id else None
-        if conn is None:
+        if conn is None or conn.info is None:
             return None
-        connect = getattr(conn, "_connect", None)
-        password = getattr(connect, "password", None)
+        password = conn.info.password
         if isinstance(password, (bytes, bytearray)):
             password = bytes(password).decode("utf-8", "replace")
-        return password, _peer_text(getattr(conn, "peer", None))
+        return password, _peer_text(conn.peer)
 
     def publish_later(self, message):
         """Local repub: routed after the current message, not inside it."""

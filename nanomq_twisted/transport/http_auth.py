@@ -37,21 +37,15 @@ from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web.client import Agent, HTTPConnectionPool
+from zope.interface import implementer
 
 from ..core.acl import client_host
 from ..core.auth import PENDING
+from ..core.interfaces import IAcl, IAuthenticator
 from ..mqtt import reason_codes as rc
 
 #: %A values.
 ACCESS = {"subscribe": "1", "publish": "2"}
-
-
-def _local_port(conn):
-    transport = getattr(getattr(conn, "sink", None), "transport", None)
-    try:
-        return str(transport.getHost().port)
-    except AttributeError:
-        return None
 
 
 def _text(value):
@@ -60,33 +54,28 @@ def _text(value):
     return value.decode("utf-8", "replace")
 
 
-def placeholder_values(client_id, username, password, conn, peer, access=None, topic=None,
-                       common_name=None, subject=None):
-    """The value of each ``%x`` placeholder (None = unavailable, omitted).
+def placeholder_values(info, access=None, topic=None):
+    """The value of each ``%x`` placeholder for the client described by
+    ``info`` (core/info.py ``ConnectInfo``); None = unavailable, omitted.
 
-    ``common_name``/``subject`` (``%C``/``%d``) are the verified TLS client
-    certificate's, as ``ConnectRequest`` carries them; when None they are
-    read from the connection's sink (``tls_common_name``/``tls_subject``,
-    set by the TLS handshake gate).  An empty value is omitted.
+    ``%C``/``%d`` are the verified TLS client certificate's common name and
+    subject; an empty value is omitted.
     """
-    sink = getattr(conn, "sink", None)
-    if common_name is None:
-        common_name = getattr(sink, "tls_common_name", None)
-    if subject is None:
-        subject = getattr(sink, "tls_subject", None)
-    connect = getattr(conn, "_connect", None)
-    host = client_host(conn) if conn is not None else (peer[0] if peer else None)
+    transport = info.transport
+    peer = transport.peer
+    host = client_host(info) if peer else None
+    local_port = transport.local_port
     return {
-        "%u": _text(username),
-        "%c": client_id,
-        "%P": _text(password),
+        "%u": _text(info.username),
+        "%c": info.client_id,
+        "%P": _text(info.password),
         "%a": host,
-        "%p": _local_port(conn),
-        "%r": getattr(connect, "protocol_name", None),
+        "%p": None if local_port is None else str(local_port),
+        "%r": info.protocol_name,
         "%A": access,
         "%t": topic,
-        "%C": common_name or None,
-        "%d": subject or None,
+        "%C": transport.tls_common_name or None,
+        "%d": transport.tls_subject or None,
         # %m (mountpoint) is never filled.
     }
 
@@ -171,6 +160,7 @@ class HttpAuthClient(Service):
         return self.pool.closeCachedConnections()
 
 
+@implementer(IAuthenticator)
 class HttpAuthenticator:
     """``auth_req`` as an authenticator of the core (see core/auth.py)."""
 
@@ -178,22 +168,22 @@ class HttpAuthenticator:
         self.client = client
         self.req = req
 
-    def authenticate(self, request, done):
-        values = placeholder_values(
-            request.client_id, request.username, request.password, request.conn, request.peer,
-            common_name=request.tls_common_name, subject=request.tls_subject,
-        )
+    def authenticate(self, info, done):
+        values = placeholder_values(info)
         d = self.client.ask(self.req, values)
         d.addCallback(lambda ok: done(rc.SUCCESS if ok else rc.BAD_USER_NAME_OR_PASSWORD))
         d.addErrback(self.client._log.failure, "HTTP auth answer not delivered")
         return PENDING
 
 
+@implementer(IAcl)
 class HttpAcl:
     """``super_req``/``acl_req`` in front of the file ACL (``file_acl``, an
     ``Acl`` or None; reload swaps it)."""
 
     _log = Logger()
+    #: ``prepare`` fetches decisions over HTTP (core/interfaces.py ``IAcl``).
+    asynchronous = True
 
     def __init__(self, client, config, file_acl=None, clock=None):
         self.client = client
@@ -262,11 +252,7 @@ class HttpAcl:
 
     @defer.inlineCallbacks
     def _decide(self, client, action, topics):
-        connect = getattr(client, "_connect", None)
-        values = placeholder_values(
-            client.client_id, client.username, getattr(connect, "password", None), client,
-            getattr(client, "peer", None), ACCESS[action], ",".join(topics),
-        )
+        values = placeholder_values(client.info, ACCESS[action], ",".join(topics))
         superuser = self.config.super_req
         if superuser is not None and (yield self.client.ask(superuser, values)):
             return True
@@ -278,8 +264,7 @@ class HttpAcl:
 
     @staticmethod
     def _key(client, action, topics):
-        connect = getattr(client, "_connect", None)
-        return (client.client_id, client.username, getattr(connect, "password", None),
+        return (client.client_id, client.username, client.info.password,
                 action, tuple(topics), client_host(client))
 
     def _cached(self, key):

@@ -2,35 +2,26 @@
 """
 ``MQTTServerProtocol``: bytes in, the pure core, bytes out.
 
-This is the only place where MQTT meets Twisted for a client connection.
-It feeds ``Decoder.feed`` into ``ClientConnection.receive``, implements the
-core's *sink* (``write``/``close``/``congested``), enforces the keepalive
-and CONNECT deadlines with ``DelayedCall``s, and holds the single mapping
-from ``MqttError`` to what goes on the wire (like ``read_handle.c``'s tail
-in Mosquitto): a v5 client gets DISCONNECT with the reason code, a 3.x
-client a plain close, a CONNECT with an unknown protocol level a CONNACK
-0x01 [MQTT-3.1.2-2].
+This is the only place where MQTT meets Twisted for a client connection,
+and it only moves bytes and time: ``dataReceived`` feeds ``Decoder.feed``
+into ``ClientConnection.receive`` and ends the turn with ``Broker.flush``,
+which hands each connection that has output its whole outbox once
+(`IConnectionSink.send` -> ``transport.writeSequence``).  Every transport
+(TCP, TLS, WebSocket, QUIC) carries this class unchanged.
 
-Every transport (TCP, TLS, WebSocket, QUIC) carries this class unchanged.
+What the core decides, it decides: errors become wire behaviour in
+``ClientConnection.protocol_error``, the ``max_connections`` refusal in the
+core's CONNECT handling, congestion from the core's outbox.  The adapter
+adds the two deadlines that need a clock -- the CONNECT timeout and the
+keepalive check -- and turns the transport's flow control into the core's:
+the protocol registers as a streaming producer on its own transport; when
+Twisted's buffer passes its high-water mark it calls ``pauseProducing``
+(we stop reading from this client and tell the connection to keep output
+in its outbox), ``resumeProducing`` sends the outbox and lets the session
+move queued messages into flight.
 
-Backpressure: the protocol registers itself as a streaming producer on its
-own transport.  When the transport's buffer passes its high-water mark
-(64 KiB), Twisted calls ``pauseProducing`` and we stop reading from this
-client.  That mark is crossed by any burst -- one large read of a fast
-publisher easily produces more than 64 KiB for one subscriber in a single
-reactor turn -- so it alone does not make a consumer "slow".  Only when
-another ``SLOW_CONSUMER_BYTES`` have been written while paused is the sink
-marked congested: the core then drops QoS 0 and queues QoS 1/2 for this
-client (bounded by ``max_mqueue_len``), counting both, so one stuck
-subscriber never stalls the broker or grows memory without bound.
-``resumeProducing`` clears the state and drains the session's queue.
-
-Connection limit (``max_connections`` of a tcp/ssl listener, 0 = none):
-the factory counts its open connections.  One accepted while the listener
-is at its limit is marked ``over_limit``: its CONNECT is answered with
-CONNACK 0x97 "Quota exceeded" (v5) or 0x03 "Server unavailable" (3.x) and
-the connection is closed; it never reaches the core.  Until it sends
-CONNECT it is bounded by the CONNECT timeout like any other.
+An exception that is not an ``MqttError`` is a bug: it is logged with its
+traceback and the connection is closed with 0x80 Unspecified error.
 """
 
 from twisted.internet.interfaces import IPushProducer
@@ -39,49 +30,55 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from ..core.connection import AUTHENTICATING, CONNECTED, NEW, ClientConnection
+from ..core.info import TransportInfo
+from ..core.interfaces import IConnectionSink
+from ..mqtt import reason_codes as rc
 from ..mqtt.codec import Decoder
 from ..mqtt.errors import MqttError
-from ..mqtt.packets import MQTT_5
 
 #: A client must send CONNECT within this many seconds of connecting.
 CONNECT_TIMEOUT = 10.0
 
-#: Bytes written to a paused transport before its client counts as a slow
-#: consumer (see the module docstring).
-SLOW_CONSUMER_BYTES = 4 * 1024 * 1024
+
+class TlsPeer:
+    """What a TLS handshake learnt about the client certificate, handed to
+    the protocol before ``makeConnection`` (transport/tls.py)."""
+
+    __slots__ = ("common_name", "identity", "subject")
+
+    def __init__(self, common_name="", subject="", identity=None):
+        self.common_name = common_name
+        self.subject = subject
+        #: The common name when the listener uses it as the user name.
+        self.identity = identity
 
 
-@implementer(IPushProducer)
+@implementer(IPushProducer, IConnectionSink)
 class MQTTServerProtocol(Protocol):
     """One MQTT client connection on any stream transport."""
 
     _log = Logger()
 
-    def __init__(self, broker, clock, listener="default", connect_timeout=CONNECT_TIMEOUT):
+    def __init__(self, broker, clock, listener="default", connect_timeout=CONNECT_TIMEOUT,
+                 over_limit=False, factory=None):
         self.broker = broker
         self.clock = clock
         self.listener = listener
         self.connect_timeout = connect_timeout
-        self.congested = False
         #: Accepted while the listener was at ``max_connections``.
-        self.over_limit = False
-        self._paused = False
-        self._paused_bytes = 0
+        self.over_limit = over_limit
+        self.conn_factory = factory
+        self.tls = None
         self.conn = None
         self.decoder = None
         self._last_rx = 0.0
         self._keepalive_call = None
         self._connect_call = None
         self._closing = False
-        self._counted = False
-        #: The client certificate's CN when the TLS listener has
-        #: ``use_identity_as_username`` (set before ``makeConnection``);
-        #: the core uses it as the user name.
-        self.tls_identity = None
-        #: The verified client certificate's CN and subject (one-line
-        #: form) over TLS/WSS, "" otherwise; for HTTP auth ``%C``/``%d``.
-        self.tls_common_name = ""
-        self.tls_subject = ""
+
+    def tls_established(self, peer):
+        """The TLS handshake finished (before ``makeConnection``)."""
+        self.tls = peer
 
     # -- Twisted protocol ------------------------------------------------
 
@@ -91,10 +88,16 @@ class MQTTServerProtocol(Protocol):
             transport.setTcpNoDelay(True)
         except (AttributeError, NotImplementedError, OSError):
             pass
-        peer = transport.getPeer()
-        host = getattr(peer, "host", None)
-        port = getattr(peer, "port", None)
-        self.conn = ClientConnection(self.broker, self, (host, port), self.listener)
+        address = transport.getPeer()
+        peer = (getattr(address, "host", None), getattr(address, "port", None))
+        local_port = getattr(transport.getHost(), "port", None)
+        tls = self.tls
+        if tls is None:
+            info = TransportInfo(peer, self.listener, local_port=local_port)
+        else:
+            info = TransportInfo(peer, self.listener, tls.common_name, tls.subject,
+                                 tls.identity, local_port)
+        self.conn = ClientConnection(self.broker, self, info, self.over_limit)
         self.decoder = Decoder(max_packet_size=self.broker.config.max_packet_size)
         self._last_rx = self.clock.seconds()
         self._connect_call = self.clock.callLater(self.connect_timeout, self._connect_timed_out)
@@ -103,24 +106,30 @@ class MQTTServerProtocol(Protocol):
     def dataReceived(self, data):
         now = self.clock.seconds()
         self._last_rx = now
-        self.broker.stats.bytes_received += len(data)
+        broker = self.broker
+        broker.stats.bytes_received += len(data)
         conn = self.conn
-        # Over ``max_connections`` the first packet (the decoder guarantees
-        # it is CONNECT) is refused; otherwise the loop pays nothing for it.
-        receive = self._refuse_over_limit if self.over_limit else conn.receive
+        receive = conn.receive
+        broker.in_turn = True
         try:
             for packet in self.decoder.feed(data):
                 receive(packet, now)
                 if self._closing:
-                    return
+                    break
         except MqttError as error:
-            self._protocol_error(error, now)
-            return
-        except Exception:  # noqa: BLE001 -- logged with its traceback, then 0x80
-            self._log.failure(
-                "Internal error handling a packet from {peer}", peer=self.conn.peer
+            self._log.info(
+                "Closing {client} from {peer}: {message} (reason 0x{code:02x})",
+                client=conn.client_id, peer=conn.peer, message=error.message,
+                code=error.reason_code,
             )
-            self._protocol_error(MqttError(0x80, "internal error"), now)
+            conn.protocol_error(error, now)
+        except Exception:  # noqa: BLE001 -- logged with its traceback, then 0x80
+            self._log.failure("Internal error handling a packet from {peer}", peer=conn.peer)
+            conn.protocol_error(MqttError(rc.UNSPECIFIED_ERROR, "internal error"), now)
+        finally:
+            broker.in_turn = False
+            broker.flush()
+        if self._closing:
             return
         if self._connect_call is not None and conn.state != NEW:
             self._connect_call.cancel()
@@ -129,14 +138,14 @@ class MQTTServerProtocol(Protocol):
             # keepalive counts from CONNECT [MQTT-3.1.2-24], and nothing
             # would arm it once ``auth_done`` runs outside dataReceived.
             if conn.state in (CONNECTED, AUTHENTICATING):
-                self._arm_keepalive(now)
+                self._arm_keepalive()
 
     def connectionLost(self, reason):
         self._closing = True
-        factory = getattr(self, "factory", None)
-        if factory is not None and self._counted:
-            self._counted = False
-            factory.open_connections -= 1
+        factory = self.conn_factory
+        if factory is not None:
+            factory.connection_closed(self)
+            self.conn_factory = None
         for name in ("_keepalive_call", "_connect_call"):
             call = getattr(self, name)
             if call is not None and call.active():
@@ -144,50 +153,18 @@ class MQTTServerProtocol(Protocol):
             setattr(self, name, None)
         if self.conn is not None:
             self.conn.connection_lost(self.clock.seconds())
+            self.broker.flush()
 
-    # -- the core's sink ---------------------------------------------------
+    # -- IConnectionSink -------------------------------------------------
 
-    def write(self, data):
-        if self._paused:
-            self._paused_bytes += len(data)
-            if self._paused_bytes > SLOW_CONSUMER_BYTES:
-                self.congested = True
-        self.transport.write(data)
+    def send(self, chunks):
+        if not self._closing:
+            self.transport.writeSequence(chunks)
 
     def close(self):
         if not self._closing:
             self._closing = True
             self.transport.loseConnection()
-
-    # -- errors ------------------------------------------------------------
-
-    def _protocol_error(self, error, now):
-        """The one place an ``MqttError`` becomes wire behaviour."""
-        conn = self.conn
-        self._log.info(
-            "Closing {client} from {peer}: {message} (reason 0x{code:02x})",
-            client=conn.client_id,
-            peer=conn.peer,
-            message=error.message,
-            code=error.reason_code,
-        )
-        if conn.state == NEW and error.reason_code == 0x84:
-            # [MQTT-3.1.2-2]: 3.1.1 CONNACK "unacceptable protocol level".
-            self.transport.write(b"\x20\x02\x00\x01")
-        conn.server_disconnect(error.reason_code, now, error.message)
-        self.close()
-
-    def _refuse_over_limit(self, connect, now):
-        """``max_connections`` reached: CONNACK 0x97 (v5) / 0x03 (3.x)."""
-        self._log.info(
-            "Refusing {peer}: listener {listener} is at max_connections",
-            peer=self.conn.peer, listener=self.listener,
-        )
-        if connect.protocol_level == MQTT_5:
-            self.transport.write(b"\x20\x03\x00\x97\x00")
-        else:
-            self.transport.write(b"\x20\x02\x00\x03")
-        self.close()
 
     # -- timers ------------------------------------------------------------
 
@@ -196,7 +173,7 @@ class MQTTServerProtocol(Protocol):
         self._log.info("No CONNECT from {peer} in time", peer=self.conn.peer)
         self.close()
 
-    def _arm_keepalive(self, now):
+    def _arm_keepalive(self):
         timeout = self.conn.keepalive_timeout
         if timeout:
             self._keepalive_call = self.clock.callLater(timeout, self._keepalive_check)
@@ -217,19 +194,20 @@ class MQTTServerProtocol(Protocol):
     # -- IPushProducer (our transport tells us its buffer is full) ---------
 
     def pauseProducing(self):
-        self._paused = True
+        self.conn.pause_output()
         self.transport.pauseProducing()
 
     def resumeProducing(self):
-        self._paused = False
-        self._paused_bytes = 0
-        self.congested = False
         if self._closing:
             return
         self.transport.resumeProducing()
-        session = self.conn.session if self.conn is not None else None
-        if session is not None and session.conn is self.conn:
-            session.pump(self.clock.seconds())
+        broker = self.broker
+        broker.in_turn = True
+        try:
+            self.conn.resume_output(self.clock.seconds())
+        finally:
+            broker.in_turn = False
+            broker.flush()
 
     def stopProducing(self):
         pass
@@ -239,8 +217,10 @@ class MQTTServerFactory(Factory):
     """Builds ``MQTTServerProtocol``s that share one broker.
 
     ``max_connections`` (0 = unlimited) caps the connections open at once
-    on this listener (see the module docstring); ``connect_timeout`` is the
-    CONNECT deadline of its connections.
+    on this listener: one accepted while the listener is at its limit is
+    built ``over_limit`` and the core refuses its CONNECT (CONNACK 0x97 for
+    5.0, 0x03 for 3.x); until it sends one it is bounded by the CONNECT
+    timeout like any other.  ``connect_timeout`` is the CONNECT deadline.
     """
 
     connect_timeout = CONNECT_TIMEOUT
@@ -253,13 +233,14 @@ class MQTTServerFactory(Factory):
         self.open_connections = 0
 
     def buildProtocol(self, addr):
-        protocol = MQTTServerProtocol(self.broker, self.clock, self.listener,
-                                      self.connect_timeout)
-        protocol.factory = self
         limit = self.max_connections
         if limit and self.open_connections >= limit:
-            protocol.over_limit = True
-        else:
-            protocol._counted = True
-            self.open_connections += 1
-        return protocol
+            return MQTTServerProtocol(self.broker, self.clock, self.listener,
+                                      self.connect_timeout, over_limit=True)
+        self.open_connections += 1
+        return MQTTServerProtocol(self.broker, self.clock, self.listener,
+                                  self.connect_timeout, factory=self)
+
+    def connection_closed(self, protocol):
+        """A counted connection ended."""
+        self.open_connections -= 1

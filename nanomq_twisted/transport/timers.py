@@ -1,11 +1,18 @@
 # -*- test-case-name: tests.protocol.test_services -*-
 """
-Drives the core's ``TimerQueue`` with one re-armed ``DelayedCall``.
+Drives the core outside packet turns: its ``TimerQueue`` with one re-armed
+``DelayedCall``, and its output when something other than a client's
+``dataReceived`` produced it.
 
 The core never reads a clock; it keeps deadlines (will delays, session
-expiry, retransmission) and says when the earliest one moves earlier.  This
-service arms a single DelayedCall at that deadline, runs what is due, and
-re-arms -- the same contract as aioquic's ``get_timer``/``handle_timer``.
+expiry, retransmission) and says when the earliest one moves earlier.
+``CoreTimerService`` arms a single DelayedCall at that deadline, runs what
+is due, flushes, and re-arms -- the same contract as aioquic's
+``get_timer``/``handle_timer``.  It also answers the broker's ``wake``:
+output made outside a turn (a REST publish, a bridge's incoming message, an
+authenticator answering, a ``$SYS`` tick) is flushed by one
+``callLater(0)``, merging everything produced until then into one write per
+connection (aioquic's ``_transmit_soon``).
 """
 
 from twisted.application.service import Service
@@ -13,7 +20,8 @@ from twisted.logger import Logger
 
 
 class CoreTimerService(Service):
-    """Runs ``broker.run_timers(now)`` whenever a core deadline is due."""
+    """Runs ``broker.run_timers(now)`` whenever a core deadline is due, and
+    flushes the broker's output when it asks (``Broker.wake``)."""
 
     _log = Logger()
 
@@ -21,18 +29,31 @@ class CoreTimerService(Service):
         self.broker = broker
         self.clock = clock
         self._call = None
+        self._flush_call = None
 
     def startService(self):
         super().startService()
         self.broker.timers.on_earlier = self._earlier
+        self.broker.wake = self._wake
         self._rearm()
 
     def stopService(self):
         self.broker.timers.on_earlier = None
-        if self._call is not None and self._call.active():
-            self._call.cancel()
-        self._call = None
+        self.broker.wake = None
+        for call in (self._call, self._flush_call):
+            if call is not None and call.active():
+                call.cancel()
+        self._call = self._flush_call = None
+        self.broker.flush()
         return super().stopService()
+
+    def _wake(self):
+        if self._flush_call is None:
+            self._flush_call = self.clock.callLater(0, self._flush)
+
+    def _flush(self):
+        self._flush_call = None
+        self.broker.flush()
 
     def _earlier(self, when):
         if not self.running:
@@ -48,10 +69,15 @@ class CoreTimerService(Service):
 
     def _fire(self):
         self._call = None
+        broker = self.broker
+        broker.in_turn = True
         try:
-            self.broker.run_timers(self.clock.seconds())
+            broker.run_timers(self.clock.seconds())
         except Exception:  # noqa: BLE001 -- logged; the timer must keep running
             self._log.failure("Error in a broker timer")
+        finally:
+            broker.in_turn = False
+            broker.flush()
         self._rearm()
 
     def _rearm(self):

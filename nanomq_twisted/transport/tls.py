@@ -25,18 +25,17 @@ client certificate and verifies it against ``cacertfile``;
 ``fail_if_no_peer_cert`` without ``verify_peer`` has no effect, as in
 NanoMQ.
 
-``use_identity_as_username`` (our extension, Mosquitto's option): the gate
-reads the common name of the verified client certificate after the
-handshake and hands it, as a plain string, to the application protocol as
-``tls_identity`` (through ``WebSocketProtocol`` for WSS); the core uses it
-as the MQTT user name in place of CONNECT's, before authentication.
-
-Independently of that option, whenever the client presented a certificate
-that OpenSSL verified (``verify_peer``), the gate also hands over its
-common name and its whole subject as plain strings, ``tls_common_name``
-and ``tls_subject`` (OpenSSL's one-line form, ``/O=Org/CN=alice``; see
-``subject_oneline``), for HTTP auth's ``%C`` and ``%d``.  Both are empty
-strings without a certificate.
+``use_identity_as_username`` (our extension, Mosquitto's option) and the
+certificate details: after the handshake the gate calls the application
+protocol's ``tls_established(TlsPeer(common_name, subject, identity))``
+(through ``WebSocketProtocol`` for WSS) before ``makeConnection``.
+Whenever the client presented a certificate that OpenSSL verified
+(``verify_peer``), ``common_name`` and ``subject`` (OpenSSL's one-line form,
+``/O=Org/CN=alice``; see ``subject_oneline``) describe it, for HTTP auth's
+``%C`` and ``%d``; with the option, ``identity`` is the common name, which
+the core uses as the MQTT user name in place of CONNECT's, before
+authentication.  The protocol puts them in the connection's
+``TransportInfo`` (core/info.py).
 """
 
 from cryptography import x509
@@ -52,6 +51,7 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from zope.interface import implementer
 
 from .listeners import tcp_endpoint
+from .protocol import TlsPeer
 
 #: Seconds a client has to complete the TLS (or WebSocket) handshake.
 HANDSHAKE_TIMEOUT = 10.0
@@ -215,11 +215,13 @@ class HandshakeGate(Protocol):
             return
         subject = _peer_subject(self.transport)
         common_name = _common_name(subject)
-        if subject is not None:
-            self.wrapped.tls_common_name = common_name or ""
-            self.wrapped.tls_subject = subject_oneline(subject)
-        if self.gate_factory.identity_as_username:
-            self.wrapped.tls_identity = common_name
+        identity = common_name if self.gate_factory.identity_as_username else None
+        if subject is not None or identity is not None:
+            self.wrapped.tls_established(TlsPeer(
+                common_name or "",
+                subject_oneline(subject) if subject is not None else "",
+                identity,
+            ))
         self.wrapped.makeConnection(self.transport)
 
     def dataReceived(self, data):

@@ -81,13 +81,12 @@ class WebSocketProtocol(Protocol):
 
     _log = Logger()
 
-    #: Set by the TLS handshake gate (WSS with ``use_identity_as_username``);
-    #: passed on to the wrapped protocol.
-    tls_identity = None
-    #: Set by the TLS handshake gate (WSS, verified client certificate);
-    #: passed on to the wrapped protocol (HTTP auth ``%C``/``%d``).
-    tls_common_name = ""
-    tls_subject = ""
+    #: What the TLS handshake gate learnt (WSS), passed on to the wrapped
+    #: protocol: ``tls_established`` is called before ``makeConnection``.
+    tls = None
+
+    def tls_established(self, peer):
+        self.tls = peer
 
     def __init__(self, factory):
         self.ws_factory = factory
@@ -146,10 +145,8 @@ class WebSocketProtocol(Protocol):
         if self.wrapped is None:
             self.loseConnection()
             return
-        if self.tls_identity is not None:
-            self.wrapped.tls_identity = self.tls_identity
-        self.wrapped.tls_common_name = self.tls_common_name
-        self.wrapped.tls_subject = self.tls_subject
+        if self.tls is not None:
+            self.wrapped.tls_established(self.tls)
         self.wrapped.makeConnection(self)
 
     @_on_event.register

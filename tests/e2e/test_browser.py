@@ -187,10 +187,10 @@ class BrowserTests(TestCase):
 
         def observer(event, conn=None, **_):
             if event == "client_disconnected" and conn.client_id == client_id:
-                self.running.broker.observers.remove(observer)
+                self.running.broker.events.unlisten("client_disconnected", observer)
                 waiter.callback(None)
 
-        self.running.broker.observers.append(observer)
+        self.running.broker.events.listen("client_disconnected", observer)
         return waiter
 
     @defer.inlineCallbacks

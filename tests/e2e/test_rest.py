@@ -265,7 +265,7 @@ mqtt { max_mqueue_len = 100 }
         self.assertFalse(old_rules.running)
         self.assertFalse(old_bridges.running)
         self.assertEqual([r.id for r in rules.engine], [1])
-        self.assertEqual(self.service.broker.message_taps.count(old_rules._tap), 0)
+        self.assertEqual(self.service.broker.extensions.filters_of(old_rules), [])
         # The new API serves the new services.
         status, body = yield self.call_json("GET", "/rules")
         self.assertEqual((status, [r["id"] for r in body["data"]]), (200, [1]))

@@ -283,8 +283,8 @@ class IdentityAsUsernameTests(TestCase):
             if event == "client_connack":
                 self.connacks[conn.client_id] = (conn.username, code)
 
-        running.broker.observers.append(observer)
-        self.addCleanup(running.broker.observers.remove, observer)
+        running.broker.events.listen("client_connack", observer)
+        self.addCleanup(running.broker.events.unlisten, "client_connack", observer)
         return ports
 
     def client(self, clients, client_id, protocol, with_cert=True, websocket=False):

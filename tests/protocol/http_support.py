@@ -15,6 +15,7 @@ from twisted.internet.task import Clock
 
 from nanomq_twisted.config import loads
 from nanomq_twisted.core.connection import ClientConnection
+from nanomq_twisted.core.info import TransportInfo
 from nanomq_twisted.http.api import RootAPI
 from nanomq_twisted.mqtt.codec import Decoder
 from nanomq_twisted.mqtt.packets import (
@@ -40,7 +41,7 @@ class Peer:
                  keepalive=60, properties=None, will=None):
         self.harness = harness
         self.sink = FakeSink()
-        self.conn = ClientConnection(harness.broker, self.sink, ("127.0.0.1", 50000))
+        self.conn = ClientConnection(harness.broker, self.sink, TransportInfo(("127.0.0.1", 50000)))
         self.decoder = Decoder(protocol_level=level)
         self.level = level
         self.connect_packet = Connect(
@@ -60,6 +61,7 @@ class Peer:
         return self.received()
 
     def received(self):
+        self.harness.broker.flush()
         packets = list(self.decoder.feed(bytes(self.sink.data)))
         del self.sink.data[:]
         return packets

@@ -14,6 +14,7 @@ from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.testing import StringTransport
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 
 from nanomq_twisted.bridge.client import BridgeClientFactory
 from nanomq_twisted.bridge.service import (
@@ -26,8 +27,11 @@ from nanomq_twisted.bridge.service import (
 from nanomq_twisted.bridge.topics import shard
 from nanomq_twisted.config import BridgeSubscription, loads
 from nanomq_twisted.core.broker import Broker
+from nanomq_twisted.core.interfaces import IMessageConsumer
 from nanomq_twisted.core.message import Message
 from nanomq_twisted.transport.protocol import MQTTServerFactory
+
+from ..driving import drive
 
 BASE = 'listeners.tcp { bind = "127.0.0.1:0" }\n'
 
@@ -37,12 +41,19 @@ def bridge_config(body):
     return config, config.bridges[0]
 
 
+@implementer(IMessageConsumer)
 class Recorder:
-    """A broker message tap that keeps what was routed."""
+    """Keeps every message the broker routes: a consumer of every topic in
+    its routing trie (core/extensions.py)."""
+
+    consumer_name = "test recorder"
 
     def __init__(self, broker):
         self.messages = []
-        broker.message_taps.append(lambda message, now: self.messages.append(message))
+        broker.extensions.add(self, "#", sees_dollar=True)
+
+    def deliver(self, message, now):
+        self.messages.append(message)
 
     def topics(self):
         return [m.topic for m in self.messages if not m.topic.startswith("$SYS")]
@@ -69,8 +80,9 @@ class BridgeTestCase(SynchronousTestCase):
         self.clock = task.Clock()
         self.clock.advance(1000.0)
         config, self.config = bridge_config(self.body)
-        self.remote = Broker(config.mqtt, clock=self.clock.seconds, sys_events=False)
-        self.local = Broker(config.mqtt, clock=self.clock.seconds)
+        self.remote = drive(self, Broker(config.mqtt, clock=self.clock.seconds,
+                                         sys_events=False), self.clock)
+        self.local = drive(self, Broker(config.mqtt, clock=self.clock.seconds), self.clock)
         self.remote_seen = Recorder(self.remote)
         self.local_seen = Recorder(self.local)
         self.bridge = Bridge(self.config, self.local, self.clock)
@@ -209,7 +221,7 @@ class V311Tests(SynchronousTestCase):
     def test_connect_sets_bridge_bit(self):
         _, config = bridge_config('server = "mqtt-tcp://127.0.0.1:1883"\nclientid = "b1"')
         clock = task.Clock()
-        local = Broker(loads(BASE, path="<t>").mqtt, clock=clock.seconds)
+        local = drive(self, Broker(loads(BASE, path="<t>").mqtt, clock=clock.seconds), clock)
         bridge = Bridge(config, local, clock)
         proto = BridgeClientFactory(bridge, clock).buildProtocol(None)
         transport = StringTransport()
@@ -224,7 +236,7 @@ class V311Tests(SynchronousTestCase):
             'server = "mqtt-tcp://127.0.0.1:1883"\nclientid = "b1"\nno_local_v4 = false'
         )
         clock = task.Clock()
-        local = Broker(loads(BASE, path="<t>").mqtt, clock=clock.seconds)
+        local = drive(self, Broker(loads(BASE, path="<t>").mqtt, clock=clock.seconds), clock)
         proto = BridgeClientFactory(Bridge(config, local, clock), clock).buildProtocol(None)
         transport = StringTransport()
         proto.makeConnection(transport)
@@ -238,7 +250,7 @@ class KeepaliveTests(SynchronousTestCase):
             "resend_interval = 2000"
         )
         clock = task.Clock()
-        local = Broker(loads(BASE, path="<t>").mqtt, clock=clock.seconds)
+        local = drive(self, Broker(loads(BASE, path="<t>").mqtt, clock=clock.seconds), clock)
         proto = BridgeClientFactory(Bridge(config, local, clock), clock).buildProtocol(None)
         transport = StringTransport()
         proto.makeConnection(transport)
@@ -260,7 +272,7 @@ class KeepaliveTests(SynchronousTestCase):
     def test_connack_timeout_aborts(self):
         _, config = bridge_config('server = "mqtt-tcp://127.0.0.1:1883"')
         clock = task.Clock()
-        local = Broker(loads(BASE, path="<t>").mqtt, clock=clock.seconds)
+        local = drive(self, Broker(loads(BASE, path="<t>").mqtt, clock=clock.seconds), clock)
         proto = BridgeClientFactory(Bridge(config, local, clock), clock).buildProtocol(None)
         transport = StringTransport()
         proto.makeConnection(transport)
@@ -281,7 +293,7 @@ class BackoffTests(SynchronousTestCase):
     def test_clientservice_backoff_is_capped_with_jitter(self):
         _, config = bridge_config('server = "mqtt-tcp://127.0.0.1:1883"\nbackoff_max = 4s')
         clock = task.Clock()
-        local = Broker(loads(BASE, path="<t>").mqtt, clock=clock.seconds)
+        local = drive(self, Broker(loads(BASE, path="<t>").mqtt, clock=clock.seconds), clock)
         endpoint = _RefusingEndpoint()
         service = BridgeService(
             config, local, clock, rng=random.Random(7), endpoint_factory=lambda r, c: endpoint
@@ -300,7 +312,7 @@ class BackoffTests(SynchronousTestCase):
         self.assertGreaterEqual(delays[-1], 4)
         self.successResultOf(service.stopService())
         self.assertEqual(clock.getDelayedCalls(), [])
-        self.assertEqual(local.message_taps, [])
+        self.assertEqual(len(local.extensions), 0)
 
     def test_backoff_cap_clamped(self):
         _, config = bridge_config('server = "mqtt-tcp://127.0.0.1:1883"\nbackoff_max = 700s')
@@ -309,7 +321,7 @@ class BackoffTests(SynchronousTestCase):
     def test_disabled_bridge_never_dials(self):
         _, config = bridge_config('server = "mqtt-tcp://127.0.0.1:1883"\nenable = false')
         clock = task.Clock()
-        local = Broker(loads(BASE, path="<t>").mqtt, clock=clock.seconds)
+        local = drive(self, Broker(loads(BASE, path="<t>").mqtt, clock=clock.seconds), clock)
         endpoint = _RefusingEndpoint()
         service = BridgeService(config, local, clock, endpoint_factory=lambda r, c: endpoint)
         service.startService()
@@ -344,7 +356,7 @@ class HybridTests(SynchronousTestCase):
     def start(self, body):
         _, config = bridge_config(body)
         clock = task.Clock()
-        local = Broker(loads(BASE, path="<t>").mqtt, clock=clock.seconds)
+        local = drive(self, Broker(loads(BASE, path="<t>").mqtt, clock=clock.seconds), clock)
         attempts = []
         service = BridgeService(
             config, local, clock, rng=random.Random(3),

@@ -74,6 +74,7 @@ class BridgesHarness(Harness):
     def connect_remote(self):
         """Connect the bridge to an in-memory remote broker."""
         self.remote = Broker(self.config.mqtt, clock=self.clock.seconds, sys_events=False)
+        self.remote.wake = self.remote.flush
         from nanomq_twisted.transport.protocol import MQTTServerFactory
 
         factory = MQTTServerFactory(self.remote, self.clock)

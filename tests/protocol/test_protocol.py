@@ -14,14 +14,11 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from nanomq_twisted.config import loads
 from nanomq_twisted.core.auth import PENDING
-from nanomq_twisted.core.broker import Broker
-from nanomq_twisted.transport.protocol import (
-    CONNECT_TIMEOUT,
-    SLOW_CONSUMER_BYTES,
-    MQTTServerFactory,
-)
+from nanomq_twisted.core.broker import OUTBOX_LIMIT, Broker
+from nanomq_twisted.transport.protocol import CONNECT_TIMEOUT, MQTTServerFactory
 
 from .. import packets as P
+from ..driving import drive
 
 EPSILON = 0.01
 
@@ -35,6 +32,7 @@ class ProtocolTestCase(SynchronousTestCase):
         config = loads("listeners.tcp { bind = \"127.0.0.1:0\" }\n" + self.conf,
                        path="<test>")
         self.broker = Broker(config.mqtt, clock=self.clock.seconds, sys_events=False)
+        drive(self, self.broker, self.clock)
         self.factory = MQTTServerFactory(self.broker, self.clock)
 
     def connection(self):
@@ -117,6 +115,7 @@ class AsyncAuthKeepaliveTests(ProtocolTestCase):
         self.assertEqual(transport.value(), b"")
         self.clock.advance(1.0)
         auth.pending.pop()(0)
+        self.clock.advance(0)  # the flush of output made outside a turn
         self.assertEqual(transport.value(), P.connack())
         # Keepalive counts from the CONNECT, one second ago.
         self.clock.advance(14.0 - EPSILON)
@@ -159,6 +158,10 @@ class ConnectTimeoutTests(ProtocolTestCase):
 
 class BackpressureTests(ProtocolTestCase):
     def test_pause_marks_congested_resume_drains(self):
+        """While the transport is paused the connection keeps its output in
+        the core's outbox (nothing is written); past ``OUTBOX_LIMIT`` it is
+        congested: QoS 0 dropped, QoS 1 queued.  ``resumeProducing`` sends
+        the outbox, then the queued message."""
         sub, sub_transport = self.connected("sub", keepalive=0)
         sub.dataReceived(P.subscribe(1, [("bp", 1)]))
         self.assertEqual(sub_transport.value(), P.suback(1, [1]))
@@ -167,26 +170,29 @@ class BackpressureTests(ProtocolTestCase):
 
         sub.pauseProducing()
         # A paused transport alone is a burst, not a slow consumer.
-        self.assertFalse(sub.congested)
+        self.assertFalse(sub.conn.congested)
         self.assertEqual(sub_transport.producerState, "paused")
         big = b"x" * 65536
-        for _ in range(SLOW_CONSUMER_BYTES // len(big) + 1):
+        # Publishes written until the outbox holds OUTBOX_LIMIT bytes.
+        count = OUTBOX_LIMIT // len(P.publish("bp", big, qos=0)) + 1
+        for _ in range(count):
             pub.dataReceived(P.publish("bp", big, qos=0))
-        self.assertTrue(sub.congested)
-        sub_transport.clear()
+        self.assertTrue(sub.conn.congested)
+        self.assertEqual(sub_transport.value(), b"")
         dropped = self.broker.stats.dropped
         pub.dataReceived(P.publish("bp", b"zero", qos=0))
         self.assertEqual(self.broker.stats.dropped, dropped + 1)
         pub.dataReceived(P.publish("bp", b"one", qos=1, mid=7))
         self.assertEqual(pub_transport.value()[-4:], P.puback(7))
-        # QoS 0 dropped, QoS 1 queued: nothing written while congested.
         self.assertEqual(sub_transport.value(), b"")
         self.assertEqual(len(self.broker.sessions["sub"].queue), 1)
 
         sub.resumeProducing()
-        self.assertFalse(sub.congested)
+        self.assertFalse(sub.conn.congested)
         self.assertEqual(sub_transport.producerState, "producing")
-        self.assertEqual(sub_transport.value(), P.publish("bp", b"one", qos=1, mid=1))
+        self.assertEqual(
+            sub_transport.value(),
+            P.publish("bp", big, qos=0) * count + P.publish("bp", b"one", qos=1, mid=1))
 
     def test_protocol_registered_as_streaming_producer(self):
         protocol, transport = self.connection()

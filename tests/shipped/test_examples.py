@@ -93,10 +93,10 @@ class ExampleTests(TestCase):
 
         def observer(event, conn=None, code=None, **_):
             if event == "client_connack" and code == 0 and conn.client_id == client_id:
-                broker.observers.remove(observer)
+                broker.events.unlisten("client_connack", observer)
                 waiter.callback(None)
 
-        broker.observers.append(observer)
+        broker.events.listen("client_connack", observer)
         return waiter
 
     # -- one test per example ------------------------------------------------

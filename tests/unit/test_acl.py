@@ -8,7 +8,8 @@ import os
 from twisted.trial.unittest import SynchronousTestCase
 
 from nanomq_twisted.config import AclRule, loads
-from nanomq_twisted.core.acl import Acl, filter_covers, strip_share
+from nanomq_twisted.core.acl import Acl
+from nanomq_twisted.mqtt.topics import match_levels, strip_shared
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLES = os.path.join(ROOT, "etc", "examples")
@@ -196,13 +197,13 @@ class AclTableTests(SynchronousTestCase):
         self.assertIsNone(Acl.from_config(disabled.auth))
 
     def test_helpers(self):
-        self.assertTrue(filter_covers(["a", "+"], ["a", "#"]))
-        self.assertFalse(filter_covers(["a", "+"], ["a"]))
-        self.assertTrue(filter_covers(["#"], [""]))
-        self.assertEqual(strip_share("$share/g/a/b"), "a/b")
-        self.assertEqual(strip_share("$queue/a"), "a")
-        self.assertEqual(strip_share("$share/g"), "$share/g")
-        self.assertEqual(strip_share("a/b"), "a/b")
+        self.assertTrue(match_levels(["a", "+"], ["a", "#"]))
+        self.assertFalse(match_levels(["a", "+"], ["a"]))
+        self.assertTrue(match_levels(["#"], [""]))
+        self.assertEqual(strip_shared("$share/g/a/b"), "a/b")
+        self.assertEqual(strip_shared("$queue/a"), "a")
+        self.assertEqual(strip_shared("$share/g"), "$share/g")
+        self.assertEqual(strip_shared("a/b"), "a/b")
 
 
 class CountingAcl(Acl):

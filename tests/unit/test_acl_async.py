@@ -24,6 +24,8 @@ from .test_broker import Peer, make_broker, publishes
 class AsyncAcl:
     """Allows topics starting with ``ok``; answers only when told to."""
 
+    asynchronous = True
+
     def __init__(self):
         self.waiting = []
         self.ready = {}

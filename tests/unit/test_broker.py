@@ -13,6 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from nanomq_twisted.config import loads
 from nanomq_twisted.core.broker import Broker
 from nanomq_twisted.core.connection import ClientConnection
+from nanomq_twisted.core.info import TransportInfo
 from nanomq_twisted.mqtt.codec import Decoder
 from nanomq_twisted.mqtt.errors import MqttError
 from nanomq_twisted.mqtt.packets import (
@@ -48,7 +49,7 @@ class Peer:
         self.broker = broker
         self.level = level
         self.sink = FakeSink()
-        self.conn = ClientConnection(broker, self.sink, ("127.0.0.1", 50000))
+        self.conn = ClientConnection(broker, self.sink, TransportInfo(("127.0.0.1", 50000)))
         self.decoder = Decoder(protocol_level=level)
         self.connect_packet = Connect(
             client_id=client_id,
@@ -61,13 +62,16 @@ class Peer:
         self._next_id = 1
 
     def connect(self, now=0.0):
-        self.conn.receive(self.connect_packet, now)
+        self.send(self.connect_packet, now)
         return self.received()
 
     def send(self, packet, now=0.0):
+        """One packet in, then the end of the adapter's turn: a flush."""
         self.conn.receive(packet, now)
+        self.broker.flush()
 
     def received(self):
+        self.broker.flush()
         packets = list(self.decoder.feed(bytes(self.sink.data)))
         del self.sink.data[:]
         return packets
@@ -362,22 +366,33 @@ class FlowControlTests(SynchronousTestCase):
         sub.send(Puback(third.packet_id))
         self.assertEqual([p.payload for p in publishes(sub.received())], [b"3"])
 
-    def test_congested_sink_drops_qos0_queues_qos1(self):
+    def test_client_that_does_not_read_is_congested(self):
+        """The network pushes back (``pause_output``): output stays in the
+        connection's outbox.  Once it holds ``outbox_limit`` bytes the
+        client is congested: QoS 0 is dropped (counted), QoS 1 queued in
+        the session; when the network takes data again the outbox goes out
+        first, then the queue."""
         broker = make_broker()
+        broker.outbox_limit = 40
         sub = Peer(broker, "sub")
         sub.connect()
         sub.subscribe("c", 1)
         pub = Peer(broker, "pub")
         pub.connect()
-        sub.sink.congested = True
-        dropped = broker.stats.dropped
+        sub.conn.pause_output()
+        pub.publish("c", b"x" * 30, 0)  # 37 bytes: in the outbox
+        pub.publish("c", b"y" * 30, 0)  # 74: over the limit now
+        self.assertTrue(sub.conn.congested)
+        dropped = broker.stats.dropped_slow_consumer
         pub.publish("c", b"lost", 0)
         pub.publish("c", b"kept", 1)
         self.assertEqual(sub.received(), [])
-        self.assertEqual(broker.stats.dropped, dropped + 1)
-        sub.sink.congested = False
-        broker.sessions["sub"].pump(1.0)
-        self.assertEqual([p.payload for p in publishes(sub.received())], [b"kept"])
+        self.assertEqual(broker.stats.dropped_slow_consumer, dropped + 1)
+        self.assertEqual(len(broker.sessions["sub"].queue), 1)
+        sub.conn.resume_output(1.0)
+        self.assertEqual(
+            [p.payload for p in publishes(sub.received())],
+            [b"x" * 30, b"y" * 30, b"kept"])
 
     def test_maximum_packet_size_skips_oversize(self):
         broker = make_broker()

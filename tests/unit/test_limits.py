@@ -16,6 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from nanomq_twisted.config import load, loads
 from nanomq_twisted.core.broker import Broker
 from nanomq_twisted.core.connection import ClientConnection
+from nanomq_twisted.core.info import TransportInfo
 from nanomq_twisted.core.limits import server_limits
 from nanomq_twisted.mqtt.errors import MqttError
 from nanomq_twisted.mqtt.packets import (
@@ -86,12 +87,14 @@ class Peer:
     """A 5.0 (or 3.1.1) connection of the core, read back as raw bytes."""
 
     def __init__(self, broker, client_id, level=5):
+        self.broker = broker
         self.sink = FakeSink()
-        self.conn = ClientConnection(broker, self.sink, ("127.0.0.1", 50000))
+        self.conn = ClientConnection(broker, self.sink, TransportInfo(("127.0.0.1", 50000)))
         self.conn.receive(Connect(client_id=client_id, protocol_level=level,
                                   clean_start=True, keepalive=60), 0.0)
 
     def take(self):
+        self.broker.flush()
         data = bytes(self.sink.data)
         del self.sink.data[:]
         return data
@@ -236,7 +239,7 @@ class HeldPubackQuotaTests(SynchronousTestCase):
         store = _HeldCommits()
         broker = Broker(mqtt_section("mqtt { max_inflight_window = 3 }"), sys_events=False)
         broker.set_store(store)
-        durable = ClientConnection(broker, FakeSink(), ("127.0.0.1", 1))
+        durable = ClientConnection(broker, FakeSink(), TransportInfo(("127.0.0.1", 1)))
         durable.receive(Connect(client_id="keeper", protocol_level=5, clean_start=False,
                                 keepalive=60,
                                 properties={"session_expiry_interval": 60}), 0.0)

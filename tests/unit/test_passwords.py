@@ -13,16 +13,17 @@ from nanomq_twisted.core import passwd
 from nanomq_twisted.core.auth import (
     PENDING,
     AuthChain,
-    ConnectRequest,
     PasswordAuthenticator,
 )
+from nanomq_twisted.core.info import ConnectInfo, TransportInfo
 from nanomq_twisted.mqtt import reason_codes as rc
 
 FAST = 1000  # iterations for tests
 
 
 def request(username=None, password=None, client_id="c"):
-    return ConnectRequest(client_id, username, password, ("127.0.0.1", 1), 4, "tcp")
+    return ConnectInfo(client_id, username, password, 4, "MQTT", True, 60, {},
+                       TransportInfo(("127.0.0.1", 1), "tcp"))
 
 
 def sync(authenticator, req):
