@@ -179,8 +179,6 @@ class LogService(Service):
             logfile.close()
 
 
-def build_logging(config, root):
-    """Add a ``LogService`` for ``config.log`` to ``root``."""
-    service = LogService(config.log)
-    service.setServiceParent(root)
-    return service
+def build_logging(config):
+    """A ``LogService`` for ``config.log``."""
+    return LogService(config.log)

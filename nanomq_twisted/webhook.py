@@ -198,10 +198,8 @@ class WebhookService(Service):
         self._pump()
 
 
-def build_webhook(config, broker, reactor, root):
-    """Add a ``WebhookService`` to ``root`` when ``webhook {}`` is on."""
+def build_webhook(config, broker, reactor):
+    """A ``WebhookService`` when ``webhook {}`` is on, else None."""
     if config.webhook is None or not config.webhook.url:
         return None
-    service = WebhookService(config.webhook, broker, reactor)
-    service.setServiceParent(root)
-    return service
+    return WebhookService(config.webhook, broker, reactor)

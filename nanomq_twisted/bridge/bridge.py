@@ -374,7 +374,7 @@ class Bridge:
         self.broker.publish(message, now)
 
     def _status(self, proto, online, code, now):
-        if not getattr(self.broker, "sys_events", True):
+        if not self.broker.sys_events:
             return
         info = _status_info(self.config, proto.client_id or self.config.clientid)
         if online:

@@ -163,7 +163,7 @@ class MQTTBridgeProtocol(Protocol):
         self.clock = clock
         self.connack_timeout = connack_timeout
         # The server being dialled (``hybrid_bridging`` rotates it).
-        self.config = getattr(owner, "current", None) or owner.config
+        self.config = owner.current
         self.level = self.config.proto_ver
         self.v5 = self.level == 5
         self.connected = False

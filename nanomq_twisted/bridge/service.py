@@ -34,6 +34,7 @@ from twisted.application.service import MultiService, Service
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from ..transport.interfaces import IReleasable
 from .bridge import (
     BRIDGE_OFFLINE_REASON,
     CLIENT_STATUS_TOPIC,
@@ -149,12 +150,8 @@ class BridgeService(Service):
             proto = link.protocol
             if proto is not None:
                 # QUIC: the UDP port is released only after the closing period.
-                session = getattr(proto.transport, "session", None)
-                terminated = getattr(session, "terminated_deferred", None)
-                if terminated is not None and not terminated.called:
-                    done = defer.Deferred()
-                    terminated.addBoth(lambda result, done=done: done.callback(None) or result)
-                    waits.append(done)
+                if IReleasable.providedBy(proto.transport):
+                    waits.append(proto.transport.released())
                 proto.disconnect()
             waits.append(client.stopService())
         return defer.gatherResults(waits).addCallback(lambda _: None)
@@ -228,8 +225,8 @@ class BridgesService(MultiService):
         self.broker = broker
 
     def startService(self):
-        store = getattr(self.broker, "store", None)
-        if store is not None and store.enabled:
+        store = self.broker.store
+        if store.enabled:
             self._restore(store)
         super().startService()
 
@@ -267,13 +264,9 @@ class BridgesService(MultiService):
         return [service.bridge.metrics() for service in self if service.enabled]
 
 
-def build_bridges_service(config, broker, reactor, root=None, rng=None):
-    """The ``bridges`` MultiService for ``config.bridges``, attached to
-    ``root`` (also reachable as ``root.bridges``) when given."""
-    service = BridgesService(getattr(config, "bridge_cache", None), broker)
+def build_bridges_service(config, broker, reactor, rng=None):
+    """The ``bridges`` MultiService for ``config.bridges`` (app.py)."""
+    service = BridgesService(config.bridge_cache, broker)
     for bridge_config in config.bridges:
         BridgeService(bridge_config, broker, reactor, rng).setServiceParent(service)
-    if root is not None:
-        service.setServiceParent(root)
-        root.bridges = service
     return service

@@ -189,9 +189,7 @@ class Broker:
         self._close_connection(conn, now)
 
     def _close_connection(self, conn, now, taken_over=False, new_clean=False):
-        from .connection import CLOSED
-
-        conn.state = CLOSED
+        conn.detached()
         session = conn.session
         if session is None or session.conn is not conn:
             return

@@ -719,6 +719,11 @@ class ClientConnection:
         """No packet within keepalive × multiplier [MQTT-3.1.2-22]."""
         self.server_disconnect(rc.KEEP_ALIVE_TIMEOUT, now, "keep alive timeout")
 
+    def detached(self):
+        """The broker let go of this connection (it closed, or a takeover
+        replaced it): nothing more is handled or sent."""
+        self.state = CLOSED
+
     def connection_lost(self, now):
         """The network connection is gone, for whatever reason."""
         state = self.state

@@ -78,6 +78,30 @@ class IStore(Interface):
     def rel_done(client_id, packet_id):
         """Its PUBREL arrived."""
 
+    def rule_saved(rule):
+        """A rule (``Rule.to_dict()``) was made or changed over REST."""
+
+    def rule_deleted(rule_id):
+        """A rule was deleted over REST."""
+
+    def saved_rules():
+        """``{rule id: dict or None}`` as persisted."""
+
+    def bridge_saved(name, body):
+        """A bridge was changed over REST."""
+
+    def saved_bridges():
+        """``{bridge name: body}`` as persisted."""
+
+    def bridge_message_queued(name, topic, payload, qos, retain, properties, key):
+        """A QoS 1/2 message entered a bridge's session; its number."""
+
+    def bridge_message_done(name, seq):
+        """A bridge is done with a message."""
+
+    def saved_bridge_messages(name):
+        """What a bridge still owes, oldest first."""
+
     def retained_set(topic, message, now, expiry_interval):
         """A retained message was stored."""
 

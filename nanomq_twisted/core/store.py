@@ -43,9 +43,14 @@ acknowledgements held until that state is on disk (``sync_ack``), passes the
 PUBACK/PUBREC to ``after_commit``.
 """
 
+from zope.interface import implementer
+
+from .interfaces import IStore
+
 __all__ = ["NullStore", "StoreOps"]
 
 
+@implementer(IStore)
 class StoreOps:
     """The calls the core makes; every method is a no-op here."""
 

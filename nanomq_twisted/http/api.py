@@ -28,9 +28,9 @@ errors, which ``errors`` below -- the only error handler -- turns into
 ``{"code": N}``.  Every response is ``application/json`` (``/prometheus``
 is ``text/plain; version=0.0.4``).
 
-Bridges and rules are separate packages: they are attached with
-``api.mount("bridges", resource)`` and reached through the ``branch=True``
-routes ``/api/v4/bridges`` and ``/api/v4/rules``.
+Bridges and rules are separate packages: their Klein applications are made
+from the control's current services (``RootAPI.mounts``) and reached
+through the ``branch=True`` routes ``/api/v4/bridges`` and ``/api/v4/rules``.
 """
 
 import time
@@ -108,10 +108,10 @@ class _Gate(Resource):
         """The ``Allow`` header of a 405 (RFC 9110 section 15.5.6): the
         methods routed for ``path``, or all four when it matches nothing."""
         segments = [seg.decode("utf-8", "replace") for seg in path]
-        app = getattr(self.klein, "_app", None)
+        app = self.api.app
         if mounted:
             mount = self.api.mounts.get(segments[2])
-            app = getattr(mount, "_app", None)
+            app = mount.app if mount is not None else None
             segments = segments[3:]
         path_info = "/" + "/".join(segments)
         methods = set()
@@ -168,42 +168,87 @@ class _GatedKlein(Klein):
 
 
 class RootAPI:
-    """State of the REST API and its Klein routes."""
+    """State of the REST API and its Klein routes.
+
+    ``control`` (an `IControl`, http/control.py) is the running broker as
+    the API may see and change it; the bridges and rules sub-applications
+    are built from its current services, so ``/ctrl/restart`` needs no
+    hand-over."""
 
     app = _GatedKlein()
 
-    def __init__(self, broker, config, reactor=None, root_service=None):
+    def __init__(self, control, reactor=None):
         if reactor is None:
             from twisted.internet import reactor
-        self.broker = broker
-        self.config = config
+        self.control = control
         self.reactor = reactor
-        self.root_service = root_service
+        config = control.config
         self.http = config.http_server or HttpServerConfig()
         self.config_path = config.source_path
         self.authenticator = Authenticator(self)
         self.limiter = defer.DeferredSemaphore(max(1, self.http.limit_conn))
         self.started = reactor.seconds()
         self.started_wall = time.time()
-        self.mounts = {}
-        #: Callable returning the per-bridge statistics of ``/metrics``.
-        self.bridge_stats = list
-        #: Callable returning the ``bridge`` part of ``/configuration``.
-        self.bridge_view = None
-        #: Called to stop the process (``/ctrl/stop``).
-        self.stop = getattr(reactor, "stop", None)
         #: The Deferred of the last `/ctrl/restart` (see `ctrl.py`).
         self.restarted = None
         self.prometheus = metrics.PrometheusExporter(self)
-        bridges = getattr(root_service, "bridges", None)
-        if bridges is not None:
-            from .bridges import install
+        self._subapps = {}
 
-            install(self, bridges)
+    @property
+    def broker(self):
+        return self.control.broker
 
-    def mount(self, name, resource):
-        """Serve ``resource`` below ``/api/v4/<name>`` (``bridges``, ``rules``)."""
-        self.mounts[name] = resource
+    @property
+    def config(self):
+        return self.control.config
+
+    def stop(self):
+        self.control.stop()
+
+    # -- the bridges and rules sub-applications ----------------------------
+
+    def _subapp(self, name, service, make):
+        """The sub-application for ``service``, made once per service."""
+        cached = self._subapps.get(name)
+        if cached is None or cached[0] is not service:
+            cached = self._subapps[name] = (service, make(service))
+        return cached[1]
+
+    def bridges_api(self):
+        """The ``BridgesAPI`` of the current bridges service, or None."""
+        bridges = self.control.bridges
+        if bridges is None:
+            return None
+        from .bridges import BridgesAPI
+
+        return self._subapp("bridges", bridges, lambda s: BridgesAPI(self, s))
+
+    def rules_api(self):
+        rules = self.control.rules
+        if rules is None:
+            return None
+        from .rules import RulesAPI
+
+        return self._subapp("rules", rules, RulesAPI)
+
+    @property
+    def mounts(self):
+        """``{name: Klein application}`` served below ``/api/v4/<name>``."""
+        found = {}
+        for name, subapp in (("bridges", self.bridges_api()), ("rules", self.rules_api())):
+            if subapp is not None:
+                found[name] = subapp
+        return found
+
+    def bridge_stats(self):
+        """``/metrics``' per-bridge statistics."""
+        bridges = self.control.bridges
+        return bridges.metrics() if bridges is not None else []
+
+    def bridge_view(self):
+        """The ``bridge`` part of ``/configuration``, or None."""
+        subapp = self.bridges_api()
+        return subapp.view() if subapp is not None else None
 
     # -- the one error handler -----------------------------------------
 
@@ -340,7 +385,7 @@ class RootAPI:
         return self._mounted("rules")
 
     def _mounted(self, name):
-        resource = self.mounts.get(name)
-        if resource is None:
+        subapp = self.mounts.get(name)
+        if subapp is None:
             raise NotFound()
-        return resource
+        return subapp.app.resource()

@@ -3,12 +3,11 @@
 ``/api/v4/bridges``: inspect, reconfigure, switch and (un)subscribe MQTT
 bridges at runtime (spec/rest-api.md §5.17, golden transcript §13).
 
-Mounted below ``/api/v4/bridges`` by ``install(api, bridges_service)``, so
-this Klein application sees ``/``, ``/<name>``, ``/switch/<name>``,
-``/sub/<name>`` and ``/unsub/<name>``; the root API's gate has already
-authenticated the request.  ``install`` also gives ``RootAPI`` the live
-per-bridge statistics of ``/metrics`` and the ``bridge`` part of
-``/configuration``.
+``RootAPI`` serves ``BridgesAPI(api, bridges_service)`` below
+``/api/v4/bridges``, so this Klein application sees ``/``, ``/<name>``,
+``/switch/<name>``, ``/sub/<name>`` and ``/unsub/<name>``; the root API's
+gate has already authenticated the request.  ``view`` is also the
+``bridge`` part of ``/configuration``.
 
 Differences from NanoMQ (docs/compatibility.md): ``/sub`` and ``/unsub``
 accept PUT as documented as well as POST as routed; a PUT body with an
@@ -39,15 +38,6 @@ from .common import (
 JSON = b"application/json"
 
 _log = Logger()
-
-
-def install(api, bridges):
-    """Serve ``bridges`` (the ``bridges`` service) through ``api``."""
-    rest = BridgesAPI(api, bridges)
-    api.bridge_stats = bridges.metrics
-    api.bridge_view = rest.view
-    api.mount("bridges", rest.app.resource())
-    return rest
 
 
 def _number(value):

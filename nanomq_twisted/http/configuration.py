@@ -3,11 +3,12 @@
 ``POST /config_update``.
 
 Hot settings (``/reload``, ``/configuration`` ``basic``) change the running
-broker at once: ``broker.config`` is a frozen ``MqttConfig``, so a new one
-is made with ``dataclasses.replace`` and assigned; the core reads it for
-every new connection (``max_packet_size``, ``client_max_packet_size``) and
-timer (``qos_duration``, ``keepalive_backoff``).  ``msq_len`` also applies
-to the queues of existing sessions.  Nothing is written to the file.
+broker at once: the configuration is frozen, so a new one is made with
+``dataclasses.replace`` and handed to ``IControl.set_config``, which gives
+the broker its ``mqtt`` section; the core reads it for every new connection
+(``client_max_packet_size``), packet (``max_packet_size``) and timer
+(``qos_duration``, ``keepalive_backoff``).  ``msq_len`` also applies to the
+queues of existing sessions.  Nothing is written to the file.
 
 ``/config_update`` takes the whole new ``nanomq.conf`` as raw HOCON: it is
 validated with the same loader as start-up before anything is written
@@ -21,9 +22,7 @@ import os
 import shutil
 import tempfile
 
-from twisted.logger import Logger
-
-from ..config import ConfigError, loads
+from ..config import ConfigError, HttpAuthConfig, loads
 from .common import (
     NOT_HOCON,
     PARAM_ERROR,
@@ -41,31 +40,12 @@ from .common import (
 KIB = 1024
 
 
-def password_authenticator(broker):
-    """The broker's password-table authenticator (possibly inside a chain),
-    or None.  Read through public attributes only."""
-    pending = [broker.authenticator]
-    while pending:
-        candidate = pending.pop(0)
-        if hasattr(candidate, "allow_anonymous") and hasattr(candidate, "passwords"):
-            return candidate
-        pending.extend(getattr(candidate, "authenticators", ()))
-    return None
-
-
-def set_password_table(broker, allow_anonymous=None, passwords=None, keep_passwords=True):
-    """Change ``allow_anonymous`` and/or the table; ``replace`` when the
-    authenticator offers it (it recompiles hashed entries)."""
-    auth = password_authenticator(broker)
-    if auth is None:
-        return
-    anonymous = auth.allow_anonymous if allow_anonymous is None else allow_anonymous
-    table = auth.passwords if keep_passwords else passwords
-    if hasattr(auth, "replace"):
-        auth.replace(anonymous, table)
-    else:
-        auth.allow_anonymous = anonymous
-        auth.passwords = table
+def set_password_table(passwords, allow_anonymous=None, table=None, keep_table=True):
+    """Change ``allow_anonymous`` and/or the table of ``passwords`` (the
+    ``PasswordAuthenticator``, ``IControl.passwords``); ``replace``
+    recompiles hashed entries and raises ``ValueError`` for a bad one."""
+    anonymous = passwords.allow_anonymous if allow_anonymous is None else allow_anonymous
+    passwords.replace(anonymous, passwords.passwords if keep_table else table)
 
 
 def _number(value):
@@ -92,13 +72,8 @@ def hot_settings(api):
 
 
 def _allow_anonymous(api):
-    auth = password_authenticator(api.broker)
-    if auth is None:
-        return api.config.auth.allow_anonymous
-    return bool(auth.allow_anonymous)
+    return bool(api.control.passwords.allow_anonymous)
 
-
-_log = Logger()
 
 # JSON key -> (MqttConfig field, validator, converter)
 _HOT = {
@@ -117,35 +92,23 @@ _HOT = {
 
 def apply_hot(api, data):
     """Apply the recognised, well-typed keys of ``data``; others are
-    ignored (as NanoMQ does)."""
+    ignored (as NanoMQ does).  The new ``mqtt`` section is made the one in
+    force through the control (``IControl.set_config``)."""
     if not isinstance(data, dict):
         return
     changes = {}
     for key, (field, valid, convert) in _HOT.items():
         if key in data and valid(data[key]):
             changes[field] = convert(data[key])
-    broker = api.broker
-    if changes:
-        before = broker.limits.notes
-        broker.config = dataclasses.replace(broker.config, **changes)
-        for note in broker.limits.notes:
-            if note not in before:
-                _log.warn("{note}", note=note)
-        if "max_mqueue_len" in changes:
-            for session in broker.sessions.values():
-                session.max_queue = changes["max_mqueue_len"]
-        if "max_packet_size" in changes:
-            # New packets of existing connections obey the new limit at once.
-            for conn in broker.connections.values():
-                decoder = getattr(conn.sink, "decoder", None)
-                if decoder is not None:
-                    decoder.max_packet_size = changes["max_packet_size"]
-    auth = api.config.auth
+    config = api.config
+    mqtt = dataclasses.replace(config.mqtt, **changes) if changes else config.mqtt
+    auth = config.auth
     anonymous = data.get("allow_anonymous")
     if isinstance(anonymous, bool):
-        set_password_table(broker, allow_anonymous=anonymous)
+        set_password_table(api.control.passwords, allow_anonymous=anonymous)
         auth = dataclasses.replace(auth, allow_anonymous=anonymous)
-    api.config = dataclasses.replace(api.config, mqtt=broker.config, auth=auth)
+    if changes or auth is not config.auth:
+        api.control.set_config(dataclasses.replace(config, mqtt=mqtt, auth=auth))
 
 
 def get_reload(api, request):
@@ -157,9 +120,8 @@ def set_reload(api, request):
     then apply the JSON hot settings (NanoMQ).  A file that no longer loads
     keeps the old rules and answers 400/117 with the reason."""
     body = json_body(request, dict)
-    reload_auth = getattr(api.root_service, "reload_auth", None)
-    if reload_auth is not None and api.config.source_path:
-        result = reload_auth()
+    if api.config.source_path:
+        result = api.control.reload_auth()
         if not result:
             raise ApiError(400, NOT_HOCON, message=str(result.error))
     # After the files, so an explicit ``allow_anonymous`` in the body wins.
@@ -181,15 +143,22 @@ def _pem(path):
 
 
 def _tls_object(url=None, source=None):
+    """NanoMQ's TLS object for an ``SslListener``/``WsListener`` ``source``
+    (None: TLS off)."""
+    if source is None:
+        return {
+            "enable": False, "url": url, "key_password": None, "key": None, "cert": None,
+            "cacert": None, "verify_peer": False, "fail_if_no_peer_cert": False,
+        }
     return {
-        "enable": source is not None,
+        "enable": True,
         "url": url,
-        "key_password": getattr(source, "key_password", None),
-        "key": _pem(getattr(source, "keyfile", None)),
-        "cert": _pem(getattr(source, "certfile", None)),
-        "cacert": _pem(getattr(source, "cacertfile", None)),
-        "verify_peer": bool(getattr(source, "verify_peer", False)),
-        "fail_if_no_peer_cert": bool(getattr(source, "fail_if_no_peer_cert", False)),
+        "key_password": source.key_password,
+        "key": _pem(source.keyfile),
+        "cert": _pem(source.certfile),
+        "cacert": _pem(source.cacertfile),
+        "verify_peer": bool(source.verify_peer),
+        "fail_if_no_peer_cert": bool(source.fail_if_no_peer_cert),
     }
 
 
@@ -229,8 +198,7 @@ def _tls(api):
 
 
 def _auth(api):
-    auth = password_authenticator(api.broker)
-    passwords = auth.passwords if auth is not None else None
+    passwords = api.control.passwords.passwords
     if passwords is None:
         passwords = api.config.auth.password or {}
     return [{"login": user, "password": password} for user, password in passwords.items()]
@@ -250,16 +218,17 @@ def _request_object(req):
 
 def _auth_http(api):
     http = api.config.auth.http_auth
-    base = http if http is not None else type("D", (), {})()
+    # Absent: NanoMQ shows the defaults, which are HttpAuthConfig's.
+    base = http if http is not None else HttpAuthConfig()
     return {
         "enable": http is not None,
-        "timeout": _number(getattr(base, "timeout", 5)),
-        "connect_timeout": _number(getattr(base, "connect_timeout", 5)),
-        "pool_size": getattr(base, "pool_size", 32),
-        "cache_ttl": _number(getattr(base, "cache_ttl", 0)),
-        "auth_req": _request_object(getattr(base, "auth_req", None)),
-        "acl_req": _request_object(getattr(base, "acl_req", None)),
-        "super_req": _request_object(getattr(base, "super_req", None)),
+        "timeout": _number(base.timeout),
+        "connect_timeout": _number(base.connect_timeout),
+        "pool_size": base.pool_size,
+        "cache_ttl": _number(base.cache_ttl),
+        "auth_req": _request_object(base.auth_req),
+        "acl_req": _request_object(base.acl_req),
+        "super_req": _request_object(base.super_req),
     }
 
 
@@ -287,12 +256,17 @@ def _http_server(api):
 
 
 def _sqlite_object(sqlite):
+    """A ``SqliteConfig``/``BridgeCacheConfig`` as NanoMQ shows it (its
+    values when the section is absent, golden transcript)."""
+    if sqlite is None:
+        return {"enable": False, "disk_cache_size": 102400, "flush_mem_threshold": 100,
+                "resend_interval": 0, "mounted_file_path": None}
     return {
-        "enable": sqlite is not None,
-        "disk_cache_size": getattr(sqlite, "disk_cache_size", 102400),
-        "flush_mem_threshold": getattr(sqlite, "flush_mem_threshold", 100),
-        "resend_interval": getattr(sqlite, "resend_interval", 0),
-        "mounted_file_path": getattr(sqlite, "mounted_file_path", None),
+        "enable": True,
+        "disk_cache_size": sqlite.disk_cache_size,
+        "flush_mem_threshold": sqlite.flush_mem_threshold,
+        "resend_interval": sqlite.resend_interval,
+        "mounted_file_path": sqlite.mounted_file_path,
     }
 
 
@@ -301,8 +275,9 @@ def _sqlite(api):
 
 
 def _bridge(api):
-    if api.bridge_view is not None:
-        return api.bridge_view()
+    view = api.bridge_view()
+    if view is not None:
+        return view
     nodes = []
     for bridge in api.config.bridges:
         nodes.append(
@@ -386,11 +361,11 @@ def _set_auth(api, part, data):
             ):
                 table[entry["username"]] = entry["password"]
         try:
-            set_password_table(api.broker, passwords=table, keep_passwords=False)
+            set_password_table(api.control.passwords, table=table, keep_table=False)
         except ValueError:
             raise ApiError(400, PARAM_ERROR) from None
     if data.get("enable") is False:
-        set_password_table(api.broker, passwords=None, keep_passwords=False)
+        set_password_table(api.control.passwords, table=None, keep_table=False)
 
 
 _SETTERS = {"basic": _set_basic, "http_server": _set_http_server, "auth": _set_auth}

@@ -99,7 +99,7 @@ def parse_shared(topic_filter):
 def is_shared(topic_filter):
     """True for a ``$share/<group>/<filter>`` or ``$queue/<filter>`` filter
     (whether or not it is otherwise valid)."""
-    return topic_filter.startswith(SHARE_PREFIX) or topic_filter.startswith(QUEUE_PREFIX)
+    return topic_filter.startswith((SHARE_PREFIX, QUEUE_PREFIX))
 
 
 def strip_shared(topic_filter):

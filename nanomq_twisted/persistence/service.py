@@ -2,9 +2,9 @@
 """
 The persistence service: restore before listening, flush after.
 
-``build_persistence`` adds it to the root service before the listeners
-(only the log service comes earlier), which gives the ordering a clean
-restart needs for free:
+The application object (app.py) starts it before the listeners (only the
+log service comes earlier), which gives the ordering a clean restart needs
+for free:
 
 - start-up: ``MultiService`` starts children in order, so the store is
   opened and the broker restored (synchronously, before the reactor runs
@@ -108,17 +108,18 @@ class PersistenceService(Service):
         return d.addCallback(closed)
 
 
-def build_persistence(config, broker, reactor, root):
-    """Add the persistence service to ``root`` when ``sqlite {}`` is on.
+def build_persistence(config, broker, reactor):
+    """The persistence service when ``sqlite {}`` is on, else None.
 
-    Call it before the listeners are added to ``root`` (see the module doc).
-    """
+    app.py starts it before the listeners (see the module doc).  The broker
+    reports to its store from the first session on (restored ones too)."""
     sqlite = config.sqlite
     if sqlite is None:
         return None
+
     def run_in_thread(fn, *args):
         # The pool is looked up per call: a MemoryReactorClock has none,
-        # and building the tree must work on one.
+        # and building the application must work on one.
         return deferToThreadPool(reactor, reactor.getThreadPool(), fn, *args)
 
     store = SqliteStore(
@@ -127,11 +128,8 @@ def build_persistence(config, broker, reactor, root):
         run_in_thread,
         flush_threshold=sqlite.flush_mem_threshold,
         delay=BATCH_DELAY,
-        sync_ack=getattr(sqlite, "sync_ack", False),
+        sync_ack=sqlite.sync_ack,
         max_rows=sqlite.disk_cache_size,
     )
-    # Report to the store from the first session on (restored ones included).
     broker.set_store(store)
-    service = PersistenceService(store, broker, reactor)
-    service.setServiceParent(root)
-    return service
+    return PersistenceService(store, broker, reactor)

@@ -22,6 +22,7 @@ from collections import deque
 
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
+from zope.interface import Attribute, Interface, implementer
 
 from ..core.message import Message
 
@@ -61,15 +62,36 @@ def repub_payload(query, row, event):
     return json.dumps(out, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+class IRuleAction(Interface):
+    """What a rule does with a row its SQL selected."""
+
+    writer = Attribute("the TableWriter rows go to, or None")
+
+    def start():
+        """Begin (connect a remote republish client); the rules service
+        calls it when it starts, or when the rule is made while running."""
+
+    def fire(rule, row, event, now):
+        """Act on ``row`` (never blocks)."""
+
+    def close():
+        """Stop; may return a Deferred."""
+
+
+@implementer(IRuleAction)
 class NullAction:
     """An action kind this port does not implement (postgresql,
     timescaledb): the rule exists and keeps its id, its rows are counted."""
 
     _log = Logger()
+    writer = None
 
     def __init__(self, kind):
         self.kind = kind
         self.dropped = 0
+
+    def start(self):
+        pass
 
     def fire(self, rule, row, event, now):
         if not self.dropped:
@@ -81,8 +103,11 @@ class NullAction:
         return None
 
 
+@implementer(IRuleAction)
 class RepubAction:
     """``repub``: publish the row to ``topic`` on this or another broker."""
+
+    writer = None
 
     def __init__(self, broker, topic, client_id, username=None, remote=None):
         self.broker = broker
@@ -124,6 +149,7 @@ def db_value(value):
     return value
 
 
+@implementer(IRuleAction)
 class TableAction:
     """``sqlite``/``mysql``: one row per fired rule into ``table``."""
 
@@ -140,6 +166,9 @@ class TableAction:
             (column.name, None if column.is_path else _PLAIN_TYPES[column.source])
             for column in query.columns
         ])
+
+    def start(self):
+        pass
 
     def fire(self, rule, row, event, now):
         values = tuple(db_value(row[column.key]) for column in self.query.columns)

@@ -2,10 +2,9 @@
 """
 The ``rules`` service: the rule engine wired to the broker and its actions.
 
-``build_rules_service(config, broker, reactor, root)`` loads the rules of
-the ``rules`` config section (ids in NanoMQ's order: sqlite, repub, mysql,
-postgresql, timescaledb) and attaches a named ``rules`` service to
-``root``.  The rule engine subscribes the FROM filter of every enabled
+``RulesService(rules_config, broker, reactor, local_ports)`` loads the
+rules of the ``rules`` config section (ids in NanoMQ's order: sqlite,
+repub, mysql, postgresql, timescaledb); app.py builds it.  The rule engine subscribes the FROM filter of every enabled
 rule in the broker's routing trie: a message no rule selects never reaches
 it, and with no rule the broker's hot path does not see it at all.
 
@@ -37,7 +36,7 @@ from .client import RepubClient
 from .engine import Rule, RuleEngine
 from .sql import Event, RuleSyntaxError
 
-__all__ = ["RuleRequestError", "RulesService", "build_rules_service"]
+__all__ = ["RuleRequestError", "RulesService"]
 
 DEFAULT_SQLITE_PATH = "/tmp/rule_engine.db"
 _LOOPBACK = ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::")
@@ -132,12 +131,14 @@ class RulesService(MultiService):
 
     _log = Logger()
 
-    def __init__(self, rules_config, broker, reactor, root=None):
+    def __init__(self, rules_config, broker, reactor, local_ports=None):
         super().__init__()
         self.setName("rules")
         self.broker = broker
         self.reactor = reactor
-        self.root = root
+        #: ``local_ports()``: the TCP ports this broker listens on, so a
+        #: republish to one of them is routed in-process (app.py).
+        self.local_ports = local_ports or (lambda: set())
         self.engine = RuleEngine()
         self.actions = {}  # rule id -> action
         self.sqlite_path = DEFAULT_SQLITE_PATH
@@ -172,7 +173,8 @@ class RulesService(MultiService):
             }
             add("repub", rule.sql, params, f"rules.repub.rules[{i}].sql")
         for kind in ("mysql", "postgresql", "timescaledb"):
-            for group in getattr(cfg, kind):
+            for group in {"mysql": cfg.mysql, "postgresql": cfg.postgresql,
+                          "timescaledb": cfg.timescaledb}[kind]:
                 for i, rule in enumerate(group.rules):
                     params = {"table": rule.table, "host": group.host,
                               "username": group.username, "password": group.password,
@@ -186,9 +188,7 @@ class RulesService(MultiService):
         super().startService()
         self._apply_saved()
         for action in self.actions.values():
-            start = getattr(action, "start", None)
-            if start is not None:
-                start()
+            action.start()
         self._update_tap()
 
     def stopService(self):
@@ -206,8 +206,7 @@ class RulesService(MultiService):
 
     def _apply_saved(self):
         """Replay the REST changes the store kept (see module docstring)."""
-        saved_rules = getattr(self.broker.store, "saved_rules", None)
-        saved = saved_rules() if saved_rules is not None else {}
+        saved = self.broker.store.saved_rules()
         for rule_id in sorted(saved):
             data = saved[rule_id]
             self.engine.next_id = max(self.engine.next_id, rule_id + 1)
@@ -331,23 +330,7 @@ class RulesService(MultiService):
         return NullAction(kind)
 
     def _is_local(self, host, port):
-        if host not in _LOOPBACK:
-            return False
-        ports = set()
-        config = getattr(self.root, "config", None)
-        listeners = getattr(getattr(config, "listeners", None), "tcp", ())
-        for listener in listeners or ():
-            if listener.enable and listener.port:
-                ports.add(listener.port)
-        try:
-            running = self.root.getServiceNamed("listeners")
-        except (AttributeError, KeyError):
-            running = ()
-        for service in running or ():
-            bound = getattr(service, "port", None)
-            if bound is not None and service.name.startswith("tcp"):
-                ports.add(bound.getHost().port)
-        return port in ports
+        return host in _LOOPBACK and port in self.local_ports()
 
     def _sqlite_table_taken(self, table, except_id=None):
         return any(rule.kind == "sqlite" and rule.params.get("table") == table
@@ -364,7 +347,7 @@ class RulesService(MultiService):
             self.engine.remove(rule.id)
             raise
         self.actions[rule.id] = action
-        if self.running and hasattr(action, "start"):
+        if self.running:
             action.start()
         self._update_tap()
         return rule
@@ -405,7 +388,7 @@ class RulesService(MultiService):
         if new_params is not None:
             action.close()
             action = self.actions[rule_id] = self._make_action(rule)
-            if self.running and hasattr(action, "start"):
+            if self.running:
                 action.start()
         elif rawsql is not None and isinstance(action, TableAction):
             action.set_query(rule.query)
@@ -436,7 +419,7 @@ class RulesService(MultiService):
 
     def writer_for(self, rule_id):
         action = self.actions.get(rule_id)
-        return getattr(action, "writer", None)
+        return action.writer if action is not None else None
 
 
 class _LaterPublisher:
@@ -448,26 +431,4 @@ class _LaterPublisher:
     def publish(self, message, now):
         self.service.publish_later(message)
 
-
-def build_rules_service(config, broker, reactor, root):
-    """Attach the named ``rules`` service to ``root``; returns it."""
-    service = RulesService(getattr(config, "rules", None), broker, reactor, root)
-    service.setServiceParent(root)
-    root.rules = service
-    _mount_rest(service, root)
-    return service
-
-
-def _mount_rest(service, root):
-    """Serve ``/api/v4/rules`` from the REST API, when there is one."""
-    try:
-        http = root.getServiceNamed("listeners").getServiceNamed("http")
-    except (AttributeError, KeyError):
-        return
-    api = getattr(http, "api", None)
-    if api is None or not hasattr(api, "mount"):
-        return
-    from ..http.rules import RulesAPI
-
-    api.mount("rules", RulesAPI(service).app.resource())
 

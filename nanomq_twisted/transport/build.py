@@ -1,13 +1,16 @@
 # -*- test-case-name: tests.e2e.test_websocket,tests.e2e.test_tls,tests.e2e.test_quic -*-
 """
-The TLS, WebSocket, secure WebSocket and QUIC listeners of the service
-tree; ``tap.make_service`` calls ``add_secure_and_ws_listeners`` after
-adding the plain TCP ones.
+Every MQTT listener of a configuration, built in one place:
+``build_listeners(config, broker, reactor)`` returns them by name, in the
+order they start (TCP, TLS, WebSocket, secure WebSocket, QUIC).  The HTTP
+API's listener is the REST layer's (http/service.py); app.py puts both in
+its ``listeners`` service.
 
 Every listener carries the same ``MQTTServerProtocol``; only the wrapping
 differs:
 
 ========  =========================================================
+``tcp``   TCP → MQTT (``tcp.<name>`` for named blocks)
 ``ssl``   TCP → TLS → handshake gate → MQTT (``ssl.<name>`` for named
           blocks)
 ``ws``    TCP → WebSocket → MQTT
@@ -30,10 +33,23 @@ def ssl_listener_name(listener):
     return "ssl" if listener.name == "default" else "ssl." + listener.name
 
 
-def add_secure_and_ws_listeners(parent, config, broker, reactor):
-    """Add one ``ListenerService`` per enabled ssl/ws/wss/quic listener of
-    ``config.listeners`` to the ``parent`` MultiService."""
+def tcp_listener_name(listener):
+    return "tcp" if listener.name == "default" else "tcp." + listener.name
+
+
+def build_listeners(config, broker, reactor):
+    """``{name: ListenerService}`` for every enabled MQTT listener of
+    ``config.listeners``, all sharing ``broker``."""
     listeners = config.listeners
+    built = {}
+    for listener in listeners.tcp:
+        if not listener.enable:
+            continue
+        name = tcp_listener_name(listener)
+        factory = MQTTServerFactory(broker, reactor, name, listener.max_connections)
+        endpoint = tcp_endpoint(reactor, listener.host, listener.port, listener.backlog)
+        built[name] = ListenerService(name, endpoint, factory, "(MQTT over TCP)")
+
     for listener in listeners.ssl:
         if not listener.enable:
             continue
@@ -42,31 +58,32 @@ def add_secure_and_ws_listeners(parent, config, broker, reactor):
             reactor, listener, listener.host, listener.port, listener.backlog, name
         )
         factory = MQTTServerFactory(broker, reactor, name, listener.max_connections)
-        ListenerService(name, endpoint, factory, "(MQTT over TLS)").setServiceParent(parent)
+        built[name] = ListenerService(name, endpoint, factory, "(MQTT over TLS)")
 
     ws = listeners.ws
     if ws is not None:
         factory = WebSocketFactory(MQTTServerFactory(broker, reactor, "ws"), ws.path, reactor)
         endpoint = tcp_endpoint(reactor, ws.host, ws.port)
-        ListenerService(
+        built["ws"] = ListenerService(
             "ws", endpoint, factory, f"(MQTT over WebSocket, path {ws.path})"
-        ).setServiceParent(parent)
+        )
 
     wss = listeners.wss
     if wss is not None:
         factory = WebSocketFactory(MQTTServerFactory(broker, reactor, "wss"), wss.path, reactor)
         endpoint = TLSServerEndpoint(reactor, wss, wss.host, wss.port, name="wss")
-        ListenerService(
+        built["wss"] = ListenerService(
             "wss", endpoint, factory, f"(MQTT over secure WebSocket, path {wss.path})"
-        ).setServiceParent(parent)
+        )
 
     quic = listeners.quic
     if quic is not None:
-        # aioquic is the [quic] extra: imported only when configured.
+        # aioquic is imported only when QUIC is configured.
         from .quic.server import QuicServerEndpoint
 
         endpoint = QuicServerEndpoint(reactor, quic)
         factory = MQTTServerFactory(broker, reactor, "quic")
-        ListenerService("quic", endpoint, factory, "(MQTT over QUIC, ALPN mqtt)").setServiceParent(
-            parent
+        built["quic"] = ListenerService(
+            "quic", endpoint, factory, "(MQTT over QUIC, ALPN mqtt)"
         )
+    return built

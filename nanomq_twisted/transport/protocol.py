@@ -110,9 +110,12 @@ class MQTTServerProtocol(Protocol):
         broker.stats.bytes_received += len(data)
         conn = self.conn
         receive = conn.receive
+        decoder = self.decoder
+        # ``mqtt.max_packet_size`` may change at run time (REST /reload).
+        decoder.max_packet_size = broker.config.max_packet_size
         broker.in_turn = True
         try:
-            for packet in self.decoder.feed(data):
+            for packet in decoder.feed(data):
                 receive(packet, now)
                 if self._closing:
                     break

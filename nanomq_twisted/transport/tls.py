@@ -304,7 +304,7 @@ class TLSServerEndpoint:
             return defer.fail()
         gated = HandshakeGateFactory(
             factory, self.reactor, self.name,
-            identity_as_username=getattr(self.listener, "use_identity_as_username", False),
+            identity_as_username=self.listener.use_identity_as_username,
         )
         tls_factory = TLSMemoryBIOFactory(options, False, gated)
         endpoint = tcp_endpoint(self.reactor, self.host, self.port, self.backlog)

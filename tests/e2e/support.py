@@ -18,7 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from twisted.internet import defer, reactor, threads
 
 from nanomq_twisted.config import loads
-from nanomq_twisted.tap import make_service
+from nanomq_twisted.tap import make_app
 
 TIMEOUT = 10.0
 
@@ -28,25 +28,33 @@ listeners.tcp { bind = "127.0.0.1:0" }
 
 
 class RunningBroker:
-    def __init__(self, service):
-        self.service = service
-        self.broker = service.broker
+    """A started application (app.py ``BrokerApp``): its parts are the
+    app's attributes (``app.rules``, ``app.bridges``, ``app.api``, ...)."""
+
+    def __init__(self, app):
+        self.app = app
+        self.service = app.service
+        self.broker = app.broker
         self.port = None
 
     def listener(self, name="tcp"):
-        return self.service.getServiceNamed("listeners").getServiceNamed(name)
+        return self.app.listeners[name]
+
+
+def start_app(testcase, config):
+    """Start the application for ``config``; stopped in cleanup."""
+    app = make_app(config, reactor)
+    app.service.startService()
+    testcase.addCleanup(app.service.stopService)
+    return app
 
 
 @defer.inlineCallbacks
 def start_broker(testcase, conf=""):
     """Start a broker for ``testcase``; ``conf`` is appended to BASE_CONF."""
     config = loads(BASE_CONF + conf, path="<test>")
-    service = make_service(config, reactor)
-    running = RunningBroker(service)
-    service.startService()
-    testcase.addCleanup(service.stopService)
-    port = yield running.listener().listening
-    running.port = port.getHost().port
+    running = RunningBroker(start_app(testcase, config))
+    running.port = yield running.app.port("tcp")
     return running
 
 
@@ -255,6 +263,7 @@ __all__ = [
     "RawClient",
     "in_thread",
     "play",
+    "start_app",
     "start_broker",
     "threading",
 ]

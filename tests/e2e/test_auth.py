@@ -8,15 +8,13 @@ import os
 import queue
 import signal
 
-from twisted.internet import defer, reactor
+from twisted.internet import defer
 from twisted.trial import unittest
 
 from nanomq_twisted.config import load, loads
 from nanomq_twisted.core.passwd import hash_password
-from nanomq_twisted.tap import make_service
-from nanomq_twisted.transport.reload import reload_auth
 
-from .support import TIMEOUT, Clients, RunningBroker, in_thread, start_broker
+from .support import TIMEOUT, Clients, RunningBroker, in_thread, start_app, start_broker
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLES = os.path.join(ROOT, "etc", "examples")
@@ -238,12 +236,8 @@ def start_from_file(testcase, path, extra='listeners.tcp { bind = "127.0.0.1:0" 
     with open(path) as handle:
         text = handle.read()
     config = loads(text + "\n" + extra + "\n", path=path, env={})
-    service = make_service(config, reactor)
-    running = RunningBroker(service)
-    service.startService()
-    testcase.addCleanup(service.stopService)
-    port = yield running.listener().listening
-    running.port = port.getHost().port
+    running = RunningBroker(start_app(testcase, config))
+    running.port = yield running.app.port("tcp")
     return running
 
 
@@ -335,7 +329,7 @@ auth {
         self.assertFalse(self.allowed("a"))
         self.write("pwd.conf", '"u": "two"\n')
         self.write("acl.conf", 'rules = [{permit = deny, action = publish, topics = ["b"]}]\n')
-        self.assertTrue(reload_auth(self.broker, self.conf))
+        self.assertTrue(self.running.app.reload_auth())
         self.assertEqual((yield self.login("one")), BAD_USER_NAME_OR_PASSWORD)
         self.assertEqual((yield self.login("two")), 0)
         self.assertTrue(self.allowed("a"))
@@ -349,7 +343,7 @@ auth {
             ("pwd.conf", '"u": {\n'),
         ):
             self.write(name, text)
-            result = reload_auth(self.broker, self.conf)
+            result = self.running.app.reload_auth()
             self.assertFalse(result)
             self.assertTrue(result.error)
             self.assertFalse(self.allowed("a"))
@@ -361,7 +355,7 @@ auth {
     def test_sighup(self):
         if not hasattr(signal, "SIGHUP"):
             raise unittest.SkipTest("no SIGHUP here")
-        sighup = self.running.service.getServiceNamed("auth").getServiceNamed("sighup")
+        sighup = self.running.app.sighup
         self.write("pwd.conf", '"u": "three"\n')
         reloaded = sighup.next_reload()
         os.kill(os.getpid(), signal.SIGHUP)
@@ -371,7 +365,7 @@ auth {
 
     def test_root_reload_auth(self):
         self.write("pwd.conf", '"u": "four"\n')
-        self.assertTrue(self.running.service.reload_auth())
+        self.assertTrue(self.running.app.reload_auth())
         self.assertEqual(load(self.conf, env={}).auth.password, {"u": "four"})
 
 
@@ -395,7 +389,7 @@ auth {
 }
 """)
         running = yield start_from_file(self, conf)
-        watch = running.service.getServiceNamed("auth").getServiceNamed("file-watch")
+        watch = running.app.file_watch
         reloaded = watch.next_reload()
         with open(os.path.join(directory, "pwd.conf"), "w") as handle:
             handle.write('"u": "changed"\n')

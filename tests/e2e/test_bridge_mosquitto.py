@@ -105,7 +105,7 @@ class BridgeE2E(TestCase):
         server = f"{scheme}://127.0.0.1:{self.remote.port}"
         conf = bridge_conf(server, f"proto_ver = {proto_ver}\n{body}") + extra
         self.local = yield start_broker(self, conf)
-        self.bridge = self.local.service.getServiceNamed("bridges").get("up").bridge
+        self.bridge = self.local.app.bridges.get("up").bridge
         yield self.wait_ready()
         self.remote_clients = Clients(self, self.remote.port)
         self.local_clients = Clients(self, self.local.port)
@@ -368,8 +368,7 @@ class BridgeE2E(TestCase):
 
         port = getattr(self, "http_port", None)
         if port is None:
-            listeners = self.local.service.getServiceNamed("listeners")
-            port = (yield listeners.getServiceNamed("http").listening).getHost().port
+            port = yield self.local.app.port("http")
             self.http_port = port
         pool = HTTPConnectionPool(reactor, persistent=False)
         response = yield treq.request(
@@ -461,19 +460,16 @@ class BridgeE2E(TestCase):
         text = text.replace("0.0.0.0:1883", "127.0.0.1:0").replace(
             "127.0.0.1:1885", f"127.0.0.1:{self.remote.port}"
         )
-        from twisted.internet import reactor
-
         from nanomq_twisted.config import loads
-        from nanomq_twisted.tap import make_service
 
-        service = make_service(loads(text, path="bridge.conf"), reactor)
-        service.startService()
-        self.addCleanup(service.stopService)
-        port = yield service.getServiceNamed("listeners").getServiceNamed("tcp").listening
-        self.bridge = service.getServiceNamed("bridges").get("upstream").bridge
+        from .support import start_app
+
+        app = start_app(self, loads(text, path="bridge.conf"))
+        port = yield app.port("tcp")
+        self.bridge = app.bridges.get("upstream").bridge
         yield self.wait_ready()
         remote_clients = Clients(self, self.remote.port)
-        local_clients = Clients(self, port.getHost().port)
+        local_clients = Clients(self, port)
 
         def scenario():
             remote = remote_clients("cloud", 4)
@@ -621,7 +617,7 @@ class QuicBridgeE2E(TestCase):
                 """,
             ),
         )
-        bridge = edge.service.getServiceNamed("bridges").get("up").bridge
+        bridge = edge.app.bridges.get("up").bridge
         yield wait_for(
             lambda: bridge.protocol is not None and not bridge.protocol.busy_ids(),
             what="the QUIC bridge to connect",
@@ -668,7 +664,7 @@ class QuicBridgeE2E(TestCase):
             self.assertIn(old, text)
             text = text.replace(old, new)
         edge = yield start_broker(self, text)
-        service = edge.service.getServiceNamed("bridges").get("quic_up")
+        service = edge.app.bridges.get("quic_up")
         bridge = service.bridge
         self.assertIsInstance(service.endpoint, HybridEndpoint)
 
@@ -742,7 +738,7 @@ class QuicBridgeE2E(TestCase):
                 """,
             ),
         )
-        bridge = edge.service.getServiceNamed("bridges").get("up").bridge
+        bridge = edge.app.bridges.get("up").bridge
         yield wait_for(
             lambda: bridge.protocol is not None and bridge.current.scheme == "mqtt-tcp",
             what="the TCP fallback",

@@ -158,14 +158,12 @@ class OpenAPIFuzzTests(TestCase):
         sqlite = os.path.join(os.path.abspath(self.tmp), "rules.db")
         conf = CONF.format(sqlite=sqlite)
         running = yield start_broker(self, conf)
-        http = running.listener("http")
-        port = yield http.listening
-        self.http_port = port.getHost().port
+        self.http_port = yield running.app.port("http")
         # /config_update writes here, never to a real configuration file.
         config_copy = os.path.join(self.tmp, "nanomq.conf")
         with open(config_copy, "w", encoding="utf-8") as handle:
             handle.write("listeners.tcp { bind = \"127.0.0.1:0\" }\n" + conf)
-        http.api.config_path = config_copy
+        running.app.api.config_path = config_copy
 
         # A connected client and a subscription give the lookups data.
         clients = Clients(self, running.port)

@@ -1,5 +1,5 @@
 """
-The REST API end to end: the real service tree (``make_service``) with the
+The REST API end to end: the real application (app.py) with the
 HTTP listener on port 0, real HTTP requests (treq) and real MQTT clients
 (paho-mqtt in threads).
 """
@@ -16,9 +16,8 @@ from twisted.trial.unittest import TestCase
 from twisted.web.client import HTTPConnectionPool
 
 from nanomq_twisted.config import load
-from nanomq_twisted.tap import make_service
 
-from .support import TIMEOUT, Clients, in_thread, start_broker
+from .support import TIMEOUT, Clients, in_thread, start_app, start_broker
 
 HTTP_CONF = """
 http_server { port = 0, ip_addr = "127.0.0.1" }
@@ -34,16 +33,14 @@ class RestCase(TestCase):
     @defer.inlineCallbacks
     def start(self, conf=""):
         self.running = yield start_broker(self, HTTP_CONF + conf)
-        yield self.locate(self.running.service)
+        yield self.locate(self.running.app)
         self.clients = Clients(self, self.running.port)
         return self.running
 
     @defer.inlineCallbacks
-    def locate(self, service):
-        listeners = service.getServiceNamed("listeners")
-        port = yield listeners.getServiceNamed("http").listening
-        self.http_port = port.getHost().port
-        self.api = listeners.getServiceNamed("http").api
+    def locate(self, app):
+        self.http_port = yield app.port("http")
+        self.api = app.api
 
     @defer.inlineCallbacks
     def call(self, method, path, body=None):
@@ -175,13 +172,9 @@ mqtt { max_mqueue_len = 100 }
         self.path = os.path.join(directory, "nanomq.conf")
         with open(self.path, "w") as handle:
             handle.write(self.CONF)
-        service = make_service(load(self.path, env={}), reactor)
-        service.startService()
-        self.addCleanup(lambda: service.stopService())
-        self.service = service
-        yield self.locate(service)
-        tcp = yield service.getServiceNamed("listeners").getServiceNamed("tcp").listening
-        self.clients = Clients(self, tcp.getHost().port)
+        self.app = start_app(self, load(self.path, env={}))
+        yield self.locate(self.app)
+        self.clients = Clients(self, (yield self.app.port("tcp")))
 
     def read(self):
         with open(self.path) as handle:
@@ -204,7 +197,7 @@ mqtt { max_mqueue_len = 100 }
     @defer.inlineCallbacks
     def test_restart_keeps_sessions_and_retained(self):
         yield self.start_from_file()
-        broker = self.service.broker
+        broker = self.app.broker
         client = self.clients("keeper", protocol=4, clean=False)
 
         def setup():
@@ -221,10 +214,10 @@ mqtt { max_mqueue_len = 100 }
         status, body = yield self.call_json("POST", "/ctrl/restart")
         self.assertEqual((status, body), (200, {"code": 0}))
         yield old_api.restarted
-        self.assertIs(self.service.broker, broker)
+        self.assertIs(self.app.broker, broker)
         self.assertIn("keeper", broker.sessions)
         self.assertEqual(broker.config.max_mqueue_len, 300)
-        yield self.locate(self.service)
+        yield self.locate(self.app)
         self.assertIsNot(self.api, old_api)
         status, body = yield self.call_json("GET", "/subscriptions/keeper")
         self.assertEqual(body["data"], [{"clientid": "keeper", "topic": "keep/#", "qos": 1}])
@@ -235,8 +228,8 @@ mqtt { max_mqueue_len = 100 }
     @defer.inlineCallbacks
     def test_restart_rebuilds_bridges_and_rules_from_the_file(self):
         yield self.start_from_file()
-        old_rules = self.service.getServiceNamed("rules")
-        old_bridges = self.service.getServiceNamed("bridges")
+        old_rules = self.app.rules
+        old_bridges = self.app.bridges
         self.assertEqual(len(old_rules.engine), 0)
         status, body = yield self.call_json("GET", "/bridges")
         self.assertEqual((status, body["data"]["bridge"]["nodes"]), (200, []))
@@ -254,18 +247,16 @@ mqtt { max_mqueue_len = 100 }
         status, body = yield self.call_json("POST", "/ctrl/restart")
         self.assertEqual((status, body), (200, {"code": 0}))
         yield old_api.restarted
-        yield self.locate(self.service)
+        yield self.locate(self.app)
 
-        rules = self.service.getServiceNamed("rules")
-        bridges = self.service.getServiceNamed("bridges")
+        rules = self.app.rules
+        bridges = self.app.bridges
         self.assertIsNot(rules, old_rules)
         self.assertIsNot(bridges, old_bridges)
-        self.assertIs(self.service.rules, rules)
-        self.assertIs(self.service.bridges, bridges)
         self.assertFalse(old_rules.running)
         self.assertFalse(old_bridges.running)
         self.assertEqual([r.id for r in rules.engine], [1])
-        self.assertEqual(self.service.broker.extensions.filters_of(old_rules), [])
+        self.assertEqual(self.app.broker.extensions.filters_of(old_rules), [])
         # The new API serves the new services.
         status, body = yield self.call_json("GET", "/rules")
         self.assertEqual((status, [r["id"] for r in body["data"]]), (200, [1]))

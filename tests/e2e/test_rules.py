@@ -77,7 +77,7 @@ class SqliteRuleTests(TestCase):
             f'  rules = [ {{ table = readings, sql = {json.dumps(SENSOR_SQL)} }} ] }}\n'
         )
         running = yield start_broker(self, conf)
-        rules = running.service.getServiceNamed("rules")
+        rules = running.app.rules
         self.assertEqual([r.id for r in rules.engine], [1])
         yield in_thread(publish_readings, Clients(self, running.port))
         yield rules.flush()
@@ -102,7 +102,7 @@ class PacketIdFieldTests(TestCase):
         sql = 'SELECT id, qos FROM "pid/#"'
         conf = f'rules.sqlite {{ path = "{path}"\n  rules = [ {{ table = ids, sql = {json.dumps(sql)} }} ] }}\n'
         running = yield start_broker(self, conf)
-        rules = running.service.getServiceNamed("rules")
+        rules = running.app.rules
         sent = []
 
         def scenario(clients):
@@ -128,7 +128,7 @@ class RepubRuleTests(TestCase):
     @defer.inlineCallbacks
     def test_repub_to_this_broker_reaches_a_subscriber(self):
         running = yield start_broker(self)
-        rules = running.service.getServiceNamed("rules")
+        rules = running.app.rules
         rule = rules.create("repub", SENSOR_SQL, {
             "address": f"mqtt-tcp://127.0.0.1:{running.port}", "topic": "out/warm",
             "clientid": "repub-local"})
@@ -151,7 +151,7 @@ class RepubRuleTests(TestCase):
     def test_repub_to_another_broker(self):
         local = yield start_broker(self)
         remote = yield start_broker(self)
-        rules = local.service.getServiceNamed("rules")
+        rules = local.app.rules
         remote_clients = Clients(self, remote.port)
 
         def watch():
@@ -228,7 +228,7 @@ class MysqlRuleTests(TestCase):
             f'  rules = [ {{ table = {self.table}, sql = {json.dumps(SENSOR_SQL)} }} ] }}\n'
         )
         running = yield start_broker(self, conf)
-        rules = running.service.getServiceNamed("rules")
+        rules = running.app.rules
         yield in_thread(publish_readings, Clients(self, running.port))
         yield rules.flush()
         columns = yield threads.deferToThread(
@@ -243,7 +243,7 @@ class MysqlRuleTests(TestCase):
     @defer.inlineCallbacks
     def test_database_down_mqtt_goes_on_and_failures_are_counted(self):
         running = yield start_broker(self)
-        rules = running.service.getServiceNamed("rules")
+        rules = running.app.rules
         rule = rules.create("mysql", 'SELECT topic, payload FROM "stream/#"', {
             "table": self.table, "host": f"127.0.0.1:{free_port()}",
             "username": MYSQL["user"], "password": MYSQL["password"],
@@ -291,7 +291,7 @@ class ReactorCleanTests(TestCase):
     def test_rules_service_is_named(self):
         d = start_broker(self)
         d.addCallback(lambda running: self.assertIsNotNone(
-            running.service.getServiceNamed("rules")))
+            running.app.rules))
         return d
 
 
@@ -315,9 +315,8 @@ class RestRuleTests(TestCase):
             f'rules.sqlite {{ path = "{path}", rules = [] }}\n'
         )
         running = yield start_broker(self, conf)
-        http = running.service.getServiceNamed("listeners").getServiceNamed("http")
-        port = yield http.listening
-        base = f"http://127.0.0.1:{port.getHost().port}/api/v4/rules"
+        port = yield running.app.port("http")
+        base = f"http://127.0.0.1:{port}/api/v4/rules"
         auth = ("admin", "public")
 
         @defer.inlineCallbacks
@@ -367,7 +366,7 @@ class RestRuleTests(TestCase):
 
         temps = yield in_thread(scenario)
         self.assertEqual(temps, [25, 21.5])
-        rules = running.service.getServiceNamed("rules")
+        rules = running.app.rules
         yield rules.flush()
         db = sqlite3.connect(path)
         self.addCleanup(db.close)

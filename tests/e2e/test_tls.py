@@ -13,7 +13,7 @@ from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import TestCase
 
 from nanomq_twisted.config import load, loads
-from nanomq_twisted.tap import make_service
+from nanomq_twisted.tap import make_app
 from nanomq_twisted.transport.tls import TLSConfigError, certificate_options
 
 from ..certs import KEY_PASSWORD, make_certs
@@ -231,7 +231,7 @@ class TLSListenerTests(TestCase):
         conf = BASE_CONF + ssl_block(
             self.certs, keyfile=self.certs.server_key_encrypted, key_password="wrong"
         ) + NO_WSS
-        service = make_service(loads(conf, path="<test>"), reactor)
+        service = make_app(loads(conf, path="<test>"), reactor).service
         self.assertRaises(TLSConfigError, service.startService)
         self.assertEqual(len(self.flushLoggedErrors(TLSConfigError)), 1)
         return service.stopService()

@@ -96,7 +96,7 @@ class WebhookTests(TestCase):
             b'{"reason":"normal","username":"undefined","clientid":"hooked",'
             b'"action":"client_disconnected"}',
         )
-        hooks = running.service.getServiceNamed("webhook")
+        hooks = running.app.webhook
         self.assertEqual(hooks.stats.dropped, 0)
 
     @defer.inlineCallbacks
@@ -132,7 +132,7 @@ class WebhookTests(TestCase):
         running = yield start_broker(self, self.conf(dead, [
             '{ event = "on_message_publish" }', '{ event = "on_client_connack" }',
         ]))
-        hooks = running.service.getServiceNamed("webhook")
+        hooks = running.app.webhook
         hooks.backoff = 0.01
 
         def scenario():

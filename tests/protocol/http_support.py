@@ -13,10 +13,10 @@ import json
 from treq.testing import StubTreq
 from twisted.internet.task import Clock
 
+from nanomq_twisted.app import BrokerApp
 from nanomq_twisted.config import loads
 from nanomq_twisted.core.connection import ClientConnection
 from nanomq_twisted.core.info import TransportInfo
-from nanomq_twisted.http.api import RootAPI
 from nanomq_twisted.mqtt.codec import Decoder
 from nanomq_twisted.mqtt.packets import (
     Connect,
@@ -25,7 +25,6 @@ from nanomq_twisted.mqtt.packets import (
     SubscriptionOptions,
     Will,
 )
-from nanomq_twisted.tap import make_broker
 
 from ..sinks import FakeSink
 
@@ -89,11 +88,14 @@ class Harness:
         self.config = loads(BASE_CONF + conf, path=path)
         self.clock = Clock()
         self.clock.advance(1000)
-        self.broker = make_broker(self.config, self.clock)
+        #: The whole application on the test clock, never started: its
+        #: REST API (``app.api``) is what the requests reach.
+        self.app = BrokerApp(self.config, self.clock)
+        self.broker = self.app.broker
         self.broker.sys_events = False
-        self.api = RootAPI(self.broker, self.config, self.clock)
+        self.api = self.app.api
         self.stopped = []
-        self.api.stop = lambda: self.stopped.append(True)
+        self.app.stop = lambda: self.stopped.append(True)
         self.treq = StubTreq(self.api.app.resource())
 
     def request(self, method, path, body=None, auth=BASIC, headers=None):

@@ -14,10 +14,9 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from nanomq_twisted.app import BrokerApp
 from nanomq_twisted.config import load
-from nanomq_twisted.tap import make_broker, make_service
 from nanomq_twisted.transport.protocol import MQTTServerFactory
-from nanomq_twisted.transport.reload import FileWatchReloadService
 
 from .. import packets as P
 
@@ -43,12 +42,12 @@ class FileWatchReloadTests(SynchronousTestCase):
         self.conf = self.write("nanomq.conf", MAIN % "")
         self.clock = task.Clock()
         config = load(self.conf, env={})
-        self.broker = make_broker(config, self.clock)
+        # The application on the test clock (not started): its broker and
+        # its file watch, which reloads through the application.
+        self.app = BrokerApp(config, self.clock)
+        self.broker = self.app.broker
         self.factory = MQTTServerFactory(self.broker, self.clock)
-        self.watch = FileWatchReloadService(
-            self.broker, self.conf, config.source_files, config.auth.reload_interval,
-            self.clock,
-        )
+        self.watch = self.app.file_watch
         # Cleanups run last-in first-out: stop, then check nothing is left.
         self.addCleanup(lambda: self.assertEqual(self.clock.getDelayedCalls(), []))
         self.watch.startService()
@@ -167,11 +166,11 @@ class ServiceTreeTests(SynchronousTestCase):
         with open(path, "w") as handle:
             handle.write((MAIN % "").replace("5s", interval))
         config = load(path, env={})
-        return config, make_service(config, MemoryReactorClock()).getServiceNamed("auth")
+        return config, BrokerApp(config, MemoryReactorClock())
 
     def test_attached_with_the_configured_interval(self):
-        config, auth = self.tree("2s")
-        watch = auth.getServiceNamed("file-watch")
+        config, app = self.tree("2s")
+        watch = app.file_watch
         self.assertEqual(watch.interval, 2.0)
         self.assertEqual(watch.files, config.source_files)
         self.assertEqual(
@@ -179,5 +178,6 @@ class ServiceTreeTests(SynchronousTestCase):
         )
 
     def test_off_by_default(self):
-        _, auth = self.tree("0")
-        self.assertNotIn("file-watch", [service.name for service in auth])
+        _, app = self.tree("0")
+        self.assertIsNone(app.file_watch)
+        self.assertNotIn(app.file_watch, list(app.auth.service))

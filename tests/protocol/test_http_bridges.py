@@ -4,15 +4,11 @@ transcript §13), live (un)subscribe on a connected bridge, PUT
 reconfiguration.
 """
 
-from treq.testing import StubTreq
-from twisted.application.service import MultiService
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 
 from nanomq_twisted.bridge.client import BridgeClientFactory
-from nanomq_twisted.bridge.service import build_bridges_service
 from nanomq_twisted.core.broker import Broker
-from nanomq_twisted.http.api import RootAPI
 
 from .http_support import Harness
 
@@ -63,10 +59,7 @@ SUB_BODY = {
 class BridgesHarness(Harness):
     def __init__(self):
         super().__init__(BRIDGE)
-        root = MultiService()
-        self.bridges = build_bridges_service(self.config, self.broker, self.clock, root)
-        self.api = RootAPI(self.broker, self.config, self.clock, root)
-        self.treq = StubTreq(self.api.app.resource())
+        self.bridges = self.app.bridges
 
     def service(self):
         return self.bridges.get("emqx")

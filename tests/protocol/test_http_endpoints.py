@@ -5,6 +5,7 @@ its effect on the broker (publish delivery, subscribe, reload, kick...).
 
 import json
 import os
+import re
 
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.trial.unittest import SynchronousTestCase
@@ -439,14 +440,16 @@ class OpenApiTests(SynchronousTestCase):
         status, doc = h.json("GET", "/api/v4/openapi.json")
         self.assertEqual(status, 200)
         self.assertTrue(doc["openapi"].startswith("3."))
-        paths = doc["paths"]
+        # Parameter names differ (NanoMQ's list says ``:bridge_name``, the
+        # document ``{name}``): compare the templates without them.
+        paths = {re.sub(r"\{[^}]*\}", "{}", path): ops for path, ops in doc["paths"].items()}
         _status, listing = h.json("GET", "/api/v4")
         for item in listing["data"]:
             path = "/" + "/".join(
-                "{" + seg[1:] + "}" if seg.startswith(":") else seg
+                "{}" if seg.startswith(":") else seg
                 for seg in item["path"].strip("/").split("/"))
             if path.startswith("/configuration/"):
-                path = "/configuration/{section}"
+                path = "/configuration/{}"
             self.assertIn(path, paths, item)
             self.assertIn(item["method"].lower(), paths[path], item)
         json.dumps(doc)

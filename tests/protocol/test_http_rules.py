@@ -39,8 +39,7 @@ RULE2 = ('{"name":"repub","rawsql":"SELECT topic, payload FROM \\"rule/repub/#\\
 class RulesRestTests(SynchronousTestCase):
     def setUp(self):
         self.h = Harness(GOLDEN_RULES)
-        self.rules = RulesService(self.h.config.rules, self.h.broker, self.h.clock)
-        self.h.api.mount("rules", RulesAPI(self.rules).app.resource())
+        self.rules = self.h.app.rules
 
     def call(self, method, path, body=None):
         status, _headers, content = self.h.request(method, "/api/v4/rules" + path, body)

@@ -9,8 +9,8 @@ change must match exactly once, so a change to the shipped file that moves
 one of these lines fails here loudly instead of silently testing something
 else.
 
-`start_shipped` runs that copy in this process (the real service tree
-from ``make_service``) and reports the bound ports; `tests.shipped.
+`start_shipped` runs that copy in this process (the real application,
+app.py) and reports the bound ports; `tests.shipped.
 test_twistd` runs it as ``twistd -n nanomq -c`` instead.
 """
 
@@ -18,12 +18,11 @@ import json
 import os
 import re
 
-from twisted.internet import defer, reactor
+from twisted.internet import defer
 
 from nanomq_twisted.config import load
-from nanomq_twisted.tap import make_service
 
-from ..e2e.support import TIMEOUT, Client
+from ..e2e.support import TIMEOUT, Client, start_app
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir))
 SHIPPED = os.path.join(ROOT, "etc", "nanomq.conf")
@@ -73,9 +72,10 @@ def shipped_copy(workdir):
 class ShippedBroker:
     """A running service tree and the ports its listeners bound."""
 
-    def __init__(self, service, ports, workdir):
-        self.service = service
-        self.broker = service.broker
+    def __init__(self, app, ports, workdir):
+        self.app = app
+        self.service = app.service
+        self.broker = app.broker
         self.ports = ports
         self.workdir = workdir
 
@@ -97,18 +97,13 @@ class ShippedBroker:
 
 @defer.inlineCallbacks
 def start_config(testcase, path, names=("tcp",)):
-    """Load ``path`` with the real loader, start ``make_service`` on it and
-    stop it in cleanup; returns ``(service, {listener: port})``."""
-    config = load(path)
-    service = make_service(config, reactor)
-    service.startService()
-    testcase.addCleanup(service.stopService)
-    listeners = service.getServiceNamed("listeners")
+    """Load ``path`` with the real loader, start the application on it and
+    stop it in cleanup; returns ``(app, {listener: port})``."""
+    app = start_app(testcase, load(path))
     ports = {}
     for name in names:
-        port = yield listeners.getServiceNamed(name).listening
-        ports[name] = port.getHost().port
-    return service, ports
+        ports[name] = yield app.port(name)
+    return app, ports
 
 
 @defer.inlineCallbacks
@@ -116,8 +111,8 @@ def start_shipped(testcase):
     workdir = os.path.abspath(testcase.mktemp())
     os.makedirs(workdir)
     path = shipped_copy(workdir)
-    service, ports = yield start_config(testcase, path, ("tcp", "ws", "http"))
-    return ShippedBroker(service, ports, workdir)
+    app, ports = yield start_config(testcase, path, ("tcp", "ws", "http"))
+    return ShippedBroker(app, ports, workdir)
 
 
 class PahoClients:

@@ -335,10 +335,11 @@ class RestoreTests(StoreTestMixin, SynchronousTestCase):
 
 class ServiceOrderTests(SynchronousTestCase):
     def test_persistence_restores_before_listeners_and_stops_after(self):
+        from twisted.application.service import MultiService
         from twisted.internet.testing import MemoryReactorClock
 
+        from nanomq_twisted.app import BrokerApp
         from nanomq_twisted.config import loads
-        from nanomq_twisted.tap import make_service
 
         directory = os.path.abspath(self.mktemp())
         config = loads(
@@ -346,8 +347,12 @@ class ServiceOrderTests(SynchronousTestCase):
             f'sqlite {{ mounted_file_path = "{directory}" }}\n',
             path="<test>",
         )
-        root = make_service(config, MemoryReactorClock())
-        names = [service.name for service in root]
-        # MultiService starts children in order and stops them in reverse.
-        self.assertLess(names.index("persistence"), names.index("listeners"))
-        self.assertIsInstance(root.broker.store, SqliteStore)
+        app = BrokerApp(config, MemoryReactorClock())
+        children = list(app.service)
+        # MultiService starts children in order and stops them in reverse:
+        # the store is restored before anything listens, flushed after.
+        listeners = [c for c in children
+                     if isinstance(c, MultiService) and app.listeners["tcp"] in list(c)]
+        self.assertEqual(len(listeners), 1)
+        self.assertLess(children.index(app.persistence), children.index(listeners[0]))
+        self.assertIsInstance(app.broker.store, SqliteStore)

@@ -34,12 +34,14 @@ from aioquic.quic.events import (
     StreamReset,
 )
 from aioquic.quic.packet import QuicErrorCode
-from twisted.internet import error
+from twisted.internet import defer, error
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IConsumer, IPushProducer, ITransport
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
+
+from ..interfaces import IReleasable
 
 ALPN = ["mqtt"]
 
@@ -52,7 +54,7 @@ def _address(addr):
     return IPv4Address("UDP", host, port)
 
 
-@implementer(ITransport, IConsumer, IPushProducer)
+@implementer(ITransport, IConsumer, IPushProducer, IReleasable)
 class QuicStreamTransport:
     """One QUIC stream as the ``ITransport`` of a stream protocol."""
 
@@ -88,6 +90,21 @@ class QuicStreamTransport:
             self.session.close_by_application(self)
 
     abortConnection = loseConnection
+
+    def released(self):
+        """IReleasable: fires after the connection's UDP port is released
+        (at once when nothing is held)."""
+        terminated = self.session.terminated_deferred
+        if terminated is None or terminated.called:
+            return defer.succeed(None)
+        done = defer.Deferred()
+
+        def fired(result):
+            done.callback(None)
+            return result
+
+        terminated.addBoth(fired)
+        return done
 
     def getPeer(self):
         return _address(self.session.peer)
@@ -149,6 +166,9 @@ class StreamSession:
         self.stream = None
         self.protocol = None
         self.terminated = False
+        #: Fires when the connection is gone and its port released (set by
+        #: the side that owns the port: the client's UDP protocol).
+        self.terminated_deferred = None
         self._lose_call = None
 
     @singledispatchmethod

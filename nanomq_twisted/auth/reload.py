@@ -1,84 +1,40 @@
 # -*- test-case-name: tests.e2e.test_auth -*-
 """
-Authentication wiring and hot reload.
+Hot reload of the password and ACL files.
 
-``build_auth(auth_config, reactor)`` turns ``cfg.auth`` into the core's
-authenticator and ACL (password table, file ACL, HTTP auth).
-
-``reload_auth(broker, config_path)`` re-reads the configuration file and
-swaps, each in one assignment, the password table with ``allow_anonymous``,
-the ACL rules with ``no_match`` and the broker's ``deny_action``.  A file that
-does not load (syntax, bad rule, malformed hash) changes nothing: the old
-rules stay and the reason is logged and returned.  ``http_auth`` is not
-reloaded (as in NanoMQ).  It is what ``SIGHUP`` (``SighupReloadService``)
-and the REST ``POST /api/v4/reload`` run.
+``reload_auth(broker, passwords, config_path)`` re-reads the configuration
+file and swaps, each in one assignment, the password table with
+``allow_anonymous`` (``passwords``, the ``PasswordAuthenticator``), the ACL
+rules with ``no_match`` and the broker's ``deny_action``.  A file that does
+not load (syntax, bad rule, malformed hash) changes nothing: the old rules
+stay and the reason is logged and returned.  ``http_auth`` is not reloaded
+(as in NanoMQ).  It is what ``SIGHUP`` (``SighupReloadService``) and the
+REST ``POST /api/v4/reload`` run (through the application object,
+app.py).
 
 ``FileWatchReloadService`` (our key ``auth.reload_interval``, 0 = off) runs
 it too when one of the files the configuration is made of (the file itself
 and everything it includes, usually the password and ACL files) changed.
+
+Both services take the reload as a callable returning a ``ReloadResult``,
+so they know nothing of what is reloaded.
 """
 
 import os
 import signal
 import threading
 
-from twisted.application.service import MultiService, Service
+from twisted.application.service import Service
 from twisted.internet import defer, task
-from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
 from ..config import ConfigError, load
 from ..core.acl import Acl
-from ..core.auth import AllowAll, AuthChain, PasswordAuthenticator
+from ..core.auth import AllowAll
 from ..logging import set_log_level
-from .http_auth import HttpAcl, HttpAuthClient, HttpAuthenticator
+from .http import HttpAcl
 
 _log = Logger()
-
-
-class AuthSetup:
-    """What ``build_auth`` made: ``authenticator`` and ``acl`` for the
-    ``Broker``; ``service`` (a ``MultiService``, may be empty) to start and
-    stop with the broker (it owns the HTTP auth connection pool)."""
-
-    def __init__(self, authenticator, acl, service):
-        self.authenticator = authenticator
-        self.acl = acl
-        self.service = service
-
-
-def offload_to_thread(reactor):
-    """``offload(fn, args, done)`` for ``PasswordAuthenticator``: hash
-    checks run in the reactor's thread pool, ``done`` back on the reactor."""
-
-    def offload(fn, args, done):
-        d = deferToThreadPool(reactor, reactor.getThreadPool(), fn, *args)
-        d.addCallback(done)
-        d.addErrback(_log.failure, "password hash check failed")
-
-    return offload
-
-
-def build_auth(auth, reactor):
-    """``AuthSetup`` for an ``AuthConfig``."""
-    service = MultiService()
-    service.setName("auth")
-    password = PasswordAuthenticator(
-        auth.allow_anonymous, auth.password, offload=offload_to_thread(reactor)
-    )
-    file_acl = Acl.from_config(auth, clock=reactor.seconds)
-    authenticator = password
-    acl = file_acl or AllowAll()
-    http = auth.http_auth
-    if http is not None and (http.auth_req or http.super_req or http.acl_req):
-        client = HttpAuthClient(http, reactor)
-        client.setName("http_auth")
-        client.setServiceParent(service)
-        if http.auth_req is not None:
-            authenticator = AuthChain(password, HttpAuthenticator(client, http.auth_req))
-        if http.super_req is not None or http.acl_req is not None:
-            acl = HttpAcl(client, http, file_acl, clock=reactor.seconds)
-    return AuthSetup(authenticator, acl, service)
 
 
 class ReloadResult:
@@ -97,17 +53,7 @@ class ReloadResult:
         return f"ReloadResult(ok={self.ok!r}, error={self.error!r})"
 
 
-def _password_authenticator(authenticator):
-    if isinstance(authenticator, PasswordAuthenticator):
-        return authenticator
-    for part in getattr(authenticator, "authenticators", ()):
-        found = _password_authenticator(part)
-        if found is not None:
-            return found
-    return None
-
-
-def reload_auth(broker, config_path, require_includes=False):
+def reload_auth(broker, passwords, config_path, require_includes=False):
     """Re-read ``config_path`` and swap the password table and the ACL, and
     apply its ``log.level`` (what ``nanomq reload`` changes besides ``mqtt``).
 
@@ -129,9 +75,7 @@ def reload_auth(broker, config_path, require_includes=False):
                     raise ConfigError("included file does not exist", path=path)
         auth = config.auth
         acl = Acl.from_config(auth, clock=broker.now)
-        password = _password_authenticator(broker.authenticator)
-        if password is not None:
-            password.replace(auth.allow_anonymous, auth.password)
+        passwords.replace(auth.allow_anonymous, auth.password)
     except (ConfigError, ValueError) as error:
         _log.error("Auth reload from {path} failed, keeping the old rules: {error}",
                    path=config_path, error=str(error))
@@ -152,7 +96,7 @@ def reload_auth(broker, config_path, require_includes=False):
 
 
 class SighupReloadService(Service):
-    """``kill -HUP``: ``reload_auth`` on the reactor thread.
+    """``kill -HUP``: ``reload()`` on the reactor thread.
 
     The handler is installed when the service starts (main thread only) and
     the previous one restored when it stops.  ``reloaded`` fires with the
@@ -161,9 +105,8 @@ class SighupReloadService(Service):
 
     name = "sighup"
 
-    def __init__(self, broker, config_path, reactor):
-        self.broker = broker
-        self.config_path = config_path
+    def __init__(self, reload, reactor):
+        self._reload = reload
         self.reactor = reactor
         self._previous = None
         self._installed = False
@@ -187,7 +130,7 @@ class SighupReloadService(Service):
         self.reactor.callFromThread(self.reload)
 
     def reload(self):
-        result = reload_auth(self.broker, self.config_path)
+        result = self._reload()
         waiters, self._waiters = self._waiters, []
         for d in waiters:
             d.callback(result)
@@ -215,7 +158,8 @@ class FileWatchReloadService(Service):
     Every ``interval`` seconds (a ``LoopingCall`` on ``clock``; no thread,
     no inotify) each of ``files`` is ``stat``-ed.  When any stamp (mtime,
     size, inode; a file appearing or disappearing counts) differs from the
-    last poll, ``reload_auth`` runs once, whatever its outcome: an invalid
+    last poll, ``reload(require_includes=True)`` runs once, whatever its
+    outcome: an invalid
     file keeps the old rules (logged) and is not retried until it changes
     again; so does a missing included file (``require_includes``), until
     it is back.  After a successful reload the watched set becomes the new
@@ -229,9 +173,8 @@ class FileWatchReloadService(Service):
 
     name = "file-watch"
 
-    def __init__(self, broker, config_path, files, interval, clock):
-        self.broker = broker
-        self.config_path = config_path
+    def __init__(self, reload, files, interval, clock):
+        self._reload = reload
         self.files = tuple(files)
         self.interval = interval
         self.clock = clock
@@ -264,7 +207,7 @@ class FileWatchReloadService(Service):
         changed = sorted(path for path in stamps if stamps[path] != previous.get(path))
         _log.info("Configuration file changed ({files}): reloading auth",
                   files=", ".join(changed))
-        result = reload_auth(self.broker, self.config_path, require_includes=True)
+        result = self._reload(require_includes=True)
         if result.ok and result.files and tuple(result.files) != self.files:
             self.files = tuple(result.files)
             for path in self.files:
