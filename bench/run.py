@@ -20,6 +20,7 @@ import json
 import math
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -184,6 +185,10 @@ def meta(args):
     }
 
 
+def _on_sigterm(_signum, _frame):
+    raise KeyboardInterrupt
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="shorter windows, 2,000 idle connections")
@@ -199,6 +204,10 @@ def main(argv=None):
     ap.add_argument("--mosquitto-nodelay", action="store_true", help="mosquitto with set_tcp_nodelay true")
     ap.add_argument("--brokers", nargs="+", choices=NAMES, default=list(NAMES))
     args = ap.parse_args(argv)
+    # Ctrl-C and SIGTERM both unwind through the finally below (stop_all),
+    # also when started with SIGINT ignored (e.g. as a background job).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _on_sigterm)
     brokers.raise_nofile()
     opts = Opts(quick=args.quick, window=args.window, ack_window=args.ack_window,
                 coalesce=None if args.coalesce_ms is None else args.coalesce_ms / 1e3)
@@ -215,6 +224,7 @@ def main(argv=None):
                 for name in order:
                     t0 = time.monotonic()
                     b = None
+                    res = {}
                     try:
                         b = brokers.start(name, bare=args.bare, mosquitto_nodelay=args.mosquitto_nodelay)
                         res = SCENARIOS[sc](b, opts)
