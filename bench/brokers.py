@@ -1,14 +1,24 @@
-"""Start, watch and stop the two brokers under test.
+"""Start, watch and stop the brokers under test (one fresh process per run).
 
-Both run as subprocesses on free loopback ports with equivalent settings
-(queue 100,000, no inflight cap that the other lacks, TCP_NODELAY, no
-persistence), and the file-descriptor limit raised to the hard limit so the
-idle-connection scenario is limited by the broker, not by ``ulimit -n``.
-``BrokerSet`` is a context manager so both processes are stopped on normal
-exit, on exceptions and on Ctrl-C.
+nanomq-twisted runs from the real entry point ``python -m nanomq_twisted -c
+<copy>`` where ``<copy>`` is the repository's shipped ``etc/nanomq.conf``
+with only its listen addresses/ports and its two file locations rewritten
+(``shipped_config``); every rewrite must match exactly once, so a change of
+the shipped file fails loudly instead of silently benchmarking something
+else.  ``--bare`` uses ``BARE_CONF`` (TCP listener only) for comparison.
+
+mosquitto gets ``MOSQUITTO_CONF``: a loopback listener, anonymous access
+(2.0 refuses it by default once a listener is configured), no persistence,
+errors/warnings to stderr, everything else at its defaults.
+
+Every broker process started here is registered in ``_LIVE`` and stopped by
+``stop_all`` (called from ``run.py``'s ``finally`` and an ``atexit`` hook),
+so no broker outlives the benchmark, also on Ctrl-C or an exception.
 """
 
+import atexit
 import os
+import re
 import resource
 import shutil
 import socket
@@ -17,30 +27,33 @@ import sys
 import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HERE = os.path.dirname(os.path.abspath(__file__))
+from loadgen import proc_cpu
 
-NANOMQ_CONF = """\
-mqtt {{ max_packet_size = 10MB, max_mqueue_len = 100000, retry_interval = 10s, keepalive_multiplier = 1.5 }}
-listeners.tcp {{ bind = "127.0.0.1:{port}", backlog = 4096 }}
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+SHIPPED = os.path.join(REPO, "etc", "nanomq.conf")
+
+BARE_CONF = """\
+listeners.tcp {{ bind = "127.0.0.1:{tcp}" }}
 log {{ to = [console], level = warn }}
 """
 
 MOSQUITTO_CONF = """\
-listener {port} 127.0.0.1
+listener {tcp} 127.0.0.1
 allow_anonymous true
-max_queued_messages 100000
-max_inflight_messages 0
 persistence false
-max_connections -1
+max_inflight_messages {inflight}
+max_queued_messages {queue}
 log_dest stderr
 log_type error
 log_type warning
 """
 
+_LIVE = []
+
 
 def raise_nofile():
-    """Raise RLIMIT_NOFILE soft limit to the hard limit (also preexec_fn)."""
+    """Raise RLIMIT_NOFILE soft limit to the hard limit (children inherit it)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -55,6 +68,54 @@ def free_port():
     return port
 
 
+def _sub_once(text, pattern, repl, what):
+    new, n = re.subn(pattern, repl, text, flags=re.MULTILINE)
+    if n != 1:
+        raise RuntimeError(f"shipped etc/nanomq.conf changed: rewrite of {what} matched {n} times "
+                           f"(pattern {pattern!r}); update bench/brokers.py:shipped_config")
+    return new
+
+
+def shipped_config(workdir, tcp, ws, http):
+    """The shipped config with ports/addresses and file locations moved.
+
+    Rewrites (each must match exactly once):
+      listeners.tcp  bind "0.0.0.0:1883"       -> "127.0.0.1:<tcp>"
+      listeners.ws   bind "0.0.0.0:8083/mqtt"  -> "127.0.0.1:<ws>/mqtt"
+      http_server    port = 8081               -> port = <http>, ip_addr = "127.0.0.1"
+      log.dir        "/tmp"                    -> "<workdir>"
+      sqlite.mounted_file_path "data"          -> "<workdir>/data"
+    Everything else (queue lengths, inflight window, WebSocket listener,
+    HTTP API, SQLite persistence, log level...) stays as shipped.
+    """
+    with open(SHIPPED) as f:
+        text = f.read()
+    text = _sub_once(text, r'^(\s*bind\s*=\s*)"0\.0\.0\.0:1883"', rf'\g<1>"127.0.0.1:{tcp}"', "listeners.tcp.bind")
+    text = _sub_once(text, r'^(\s*bind\s*=\s*)"0\.0\.0\.0:8083/mqtt"', rf'\g<1>"127.0.0.1:{ws}/mqtt"',
+                     "listeners.ws.bind")
+    text = _sub_once(text, r'^(\s*)port\s*=\s*8081\s*$', rf'\g<1>port = {http}\n\g<1>ip_addr = "127.0.0.1"',
+                     "http_server.port")
+    text = _sub_once(text, r'^(\s*dir\s*=\s*)"/tmp"', rf'\g<1>"{workdir}"', "log.dir")
+    text = _sub_once(text, r'^(\s*mounted_file_path\s*=\s*)"data"', rf'\g<1>"{workdir}/data"',
+                     "sqlite.mounted_file_path")
+    return text
+
+
+def shipped_limits():
+    """(max_inflight_window, max_mqueue_len) of the shipped config, which
+    mosquitto gets as max_inflight_messages / max_queued_messages so both
+    brokers have the same per-client in-flight and queue limits."""
+    with open(SHIPPED) as f:
+        text = f.read()
+    out = []
+    for key in ("max_inflight_window", "max_mqueue_len"):
+        found = re.findall(rf"^\s*{key}\s*=\s*(\d+)", text, flags=re.MULTILINE)
+        if len(found) != 1:
+            raise RuntimeError(f"shipped etc/nanomq.conf: {key} found {len(found)} times")
+        out.append(int(found[0]))
+    return tuple(out)
+
+
 def mosquitto_binary():
     for path in ("/usr/sbin/mosquitto", shutil.which("mosquitto")):
         if path and os.path.exists(path):
@@ -63,17 +124,19 @@ def mosquitto_binary():
 
 
 def mosquitto_version():
-    out = subprocess.run([mosquitto_binary(), "-h"], capture_output=True, text=True)
+    out = subprocess.run([mosquitto_binary(), "-h"], capture_output=True, text=True, timeout=10, check=False)
     return (out.stdout + out.stderr).splitlines()[0].strip()
 
 
 class Broker:
-    """One broker subprocess; ``pid`` is the process whose RSS we read."""
+    """One broker subprocess; ``pid`` is the process whose CPU/RSS we read."""
 
-    def __init__(self, name, argv, port, workdir, env=None):
+    def __init__(self, name, argv, port, workdir, env=None, extra_ports=()):
         self.name = name
         self.argv = argv
         self.port = port
+        self.extra_ports = extra_ports
+        self.workdir = workdir
         self.log = os.path.join(workdir, name + ".log")
         self.env = env
         self.proc = None
@@ -82,22 +145,26 @@ class Broker:
     def pid(self):
         return self.proc.pid
 
-    def start(self, timeout=20.0):
-        logf = open(self.log, "ab")
-        self.proc = subprocess.Popen(self.argv, cwd=REPO, stdout=logf, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, preexec_fn=raise_nofile, env=self.env)
-        logf.close()
-        deadline = time.time() + timeout
-        while time.time() < deadline:
+    def start(self, timeout=30.0):
+        raise_nofile()  # inherited by the child: 10k idle connections need the fds
+        with open(self.log, "ab") as logf:
+            self.proc = subprocess.Popen(self.argv, cwd=self.workdir, stdout=logf, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, env=self.env)
+        _LIVE.append(self)
+        deadline = time.monotonic() + timeout
+        waiting = [self.port, *self.extra_ports]
+        while waiting:
             if self.proc.poll() is not None:
-                raise RuntimeError("{} exited with {}; log {}:\n{}".format(self.name, self.proc.returncode, self.log, self.tail()))
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; log {self.log}:\n{self.tail()}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"{self.name} did not listen on {waiting} in {timeout}s; log:\n{self.tail()}")
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return self
+                socket.create_connection(("127.0.0.1", waiting[0]), timeout=0.5).close()
+                waiting.pop(0)
             except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("%s did not listen on %d; log:\n%s" % (self.name, self.port, self.tail()))
+                time.sleep(0.05)
+        return self
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -110,87 +177,97 @@ class Broker:
             return ""
 
     def stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        """SIGTERM, 10 s, then SIGKILL.  Returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self in _LIVE:
+            _LIVE.remove(self)
+        return self.proc.returncode
 
     def rss_kib(self):
-        with open("/proc/%d/status" % self.pid) as f:
+        with open(f"/proc/{self.pid}/status") as f:
             for line in f:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1])
         return 0
 
     def cpu_seconds(self):
-        with open("/proc/%d/stat" % self.pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return proc_cpu(self.pid)
 
-    def wait_idle(self, max_wait=20.0):
-        """Wait until the broker burns < 5% CPU, so a scenario does not
-        inherit the previous one's backlog."""
-        deadline = time.time() + max_wait
-        while time.time() < deadline:
+    def wait_idle(self, max_wait=10.0):
+        """Wait until the broker burns < 5% CPU over 0.2 s (startup done)."""
+        deadline = time.monotonic() + max_wait
+        while time.monotonic() < deadline:
             c0 = self.cpu_seconds()
-            time.sleep(0.25)
-            if self.cpu_seconds() - c0 < 0.0125:
+            time.sleep(0.2)
+            if self.cpu_seconds() - c0 < 0.01 + 1e-9:
                 return True
         return False
 
 
-def nanomq_broker(workdir, port, python=sys.executable, extra_argv=()):
-    """The real entry point; falls back to ``run_broker.py`` only if the
-    config package cannot start it."""
+def start_nanomq(bare=False, python=sys.executable, extra_argv=()):
+    workdir = tempfile.mkdtemp(prefix="nanomq-bench-")
+    tcp = free_port()
     conf = os.path.join(workdir, "nanomq.conf")
+    extra = ()
+    if bare:
+        text = BARE_CONF.format(tcp=tcp)
+    else:
+        ws, http = free_port(), free_port()
+        text = shipped_config(workdir, tcp, ws, http)
+        extra = (ws, http)
     with open(conf, "w") as f:
-        f.write(NANOMQ_CONF.format(port=port))
+        f.write(text)
     argv = [python, *extra_argv, "-m", "nanomq_twisted", "-c", conf]
+    # the checkout this bench/ belongs to, not whatever is pip-installed
     env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    b = Broker("nanomq-twisted", argv, port, workdir, env)
-    try:
-        return b.start()
-    except RuntimeError as exc:
-        sys.stderr.write("entry point failed ({}); using bench/run_broker.py\n".format(str(exc)[:300]))
-        b.argv = [python, *extra_argv, os.path.join(HERE, "run_broker.py"), str(port)]
-        b.name = "nanomq-twisted-fallback"
-        return b.start()
+    b = Broker("nanomq-twisted", argv, tcp, workdir, env, extra)
+    b.start()
+    b.wait_idle()
+    return b
 
 
-def mosquitto_broker(workdir, port):
+def start_mosquitto(nodelay=False):
+    workdir = tempfile.mkdtemp(prefix="mosq-bench-")
+    tcp = free_port()
     conf = os.path.join(workdir, "mosquitto.conf")
     with open(conf, "w") as f:
-        f.write(MOSQUITTO_CONF.format(port=port))
-    return Broker("mosquitto", [mosquitto_binary(), "-c", conf], port, workdir).start()
+        inflight, queue = shipped_limits()
+        f.write(MOSQUITTO_CONF.format(tcp=tcp, inflight=inflight, queue=queue))
+        if nodelay:
+            f.write("set_tcp_nodelay true\n")
+    b = Broker("mosquitto", [mosquitto_binary(), "-c", conf], tcp, workdir)
+    b.start()
+    b.wait_idle()
+    return b
 
 
-class BrokerSet:
-    """Both brokers, started together, always stopped together."""
+def start(name, bare=False, mosquitto_nodelay=False):
+    if name == "mosquitto":
+        return start_mosquitto(mosquitto_nodelay)
+    return start_nanomq(bare=bare)
 
-    def __init__(self, names=("nanomq-twisted", "mosquitto")):
-        self.names = names
-        self.workdir = tempfile.mkdtemp(prefix="nanomq-bench-")
-        self.brokers = {}
 
-    def __enter__(self):
+def cleanup(broker):
+    """Stop a broker and remove its temp dir."""
+    code = broker.stop()
+    shutil.rmtree(broker.workdir, ignore_errors=True)
+    return code
+
+
+def stop_all():
+    for b in _LIVE:
         try:
-            if "nanomq-twisted" in self.names:
-                self.brokers["nanomq-twisted"] = nanomq_broker(self.workdir, free_port())
-            if "mosquitto" in self.names:
-                self.brokers["mosquitto"] = mosquitto_broker(self.workdir, free_port())
-        except BaseException:
-            self.__exit__(None, None, None)
-            raise
-        return self
+            b.stop()
+        except (OSError, subprocess.SubprocessError) as exc:
+            sys.stderr.write(f"could not stop {b.name} (pid {b.pid}): {exc}\n")
 
-    def __exit__(self, *exc):
-        for b in self.brokers.values():
-            try:
-                b.stop()
-            except Exception:
-                pass
-        return False
+
+atexit.register(stop_all)

@@ -1,335 +1,700 @@
-"""Multi-process raw-socket MQTT load generator.
+"""Single-process epoll MQTT load generator with exact counting.
 
-Why not paho: a Python MQTT client spends tens of microseconds per message
-in its own code, so a paho load generator measures paho.  Here publishers
-send pre-encoded batches (hundreds of packets per ``send``) and subscribers
-only walk the remaining-length fields of what they receive, so the
-generator's cost per message is a small fraction of the broker's.
+One process, one ``select.epoll``, non-blocking sockets with TCP_NODELAY.
 
-Publishers and subscribers run in separate processes (``fork``), each
-process driving a group of connections with a selector, so the generator can
-use more than one core.  All processes connect and subscribe first, report
-"ready", then start together at a wall-clock instant chosen by the parent;
-each subscriber snapshots its delivered count at the start and the end of
-the measuring window, which removes connection setup and warm-up from the
-figures.  Everything is bounded by deadlines; nothing waits forever.
+Sending: every publisher owns a ``Ring`` of ``M`` PUBLISH packets encoded
+once at setup.  A send is a ``memoryview`` slice of the ring (zero copy).
+Each payload carries (publisher id, epoch, index); ``seq = epoch * M +
+index`` is exact and unique.  When a publisher wraps around its ring it
+re-stamps the 4 epoch bytes of all ``M`` packets with four strided slice
+assignments (C speed); two copies of the ring (epoch parity) mean the copy
+being re-stamped is never one a receiver may still compare against.
+
+Bounded in-flight, every QoS:
+
+* end to end (all QoS): a publisher may commit message ``seq`` only if
+  ``seq < min(next expected seq of each of its subscribers) + window``, so
+  at most ``window`` of its messages are anywhere between the generator's
+  send call and a subscriber's receive (socket buffers, broker queues);
+  broker queues can never absorb the load;
+* QoS 1 additionally: at most ``ack_window`` PUBLISHes without PUBACK.
+
+Receiving, fast path: a subscriber with a single source knows exactly which
+bytes it must receive next (the publisher's ring from its next expected
+seq).  It checks a received chunk with one ``bytearray.startswith(chunk,
+offset)`` (a memcmp), which proves every packet in it arrived complete, in
+order, exactly once.  For QoS 1 the broker's packet ids are first copied
+out and zeroed with strided slices (compared against a ring copy with
+zeroed ids) and the PUBACKs are built from the copied ids with strided
+slice assignments.  Publishers check PUBACK streams the same way against
+a pre-encoded PUBACK ring.
+
+Slow path: any chunk that does not match (a gap, a duplicate, reordering,
+an unexpected packet, an epoch boundary) is parsed packet by packet
+(``mqttwire.walk``); each PUBLISH's (publisher id, seq) is accounted
+exactly: received once, duplicate, out of order (arrived after a later
+seq), and gaps are kept as missing intervals.  After a run
+``lost = expected - received`` where expected = sent x matching
+subscribers (QoS 1: ``lost`` counts only PUBACKed messages).
 """
 
-import math
-import multiprocessing as mp
-import queue
-import selectors
+import heapq
+import os
+import resource
+import select
+import socket
 import struct
 import time
-import traceback
 
-from mqttwire import DISCONNECT, open_client, publish_header, publish_packet, walk
+from mqttwire import (
+    HDR,
+    OFF_EPOCH,
+    OFF_TS,
+    PAYLOAD_LEN,
+    TS,
+    payload,
+    puback,
+    publish_packet,
+    varint,
+    walk,
+)
 
-PAYLOAD = b"x" * 64
-DRAIN_IDLE = 0.7      # subscribers stop after this long without data post-window
-DRAIN_MAX = 8.0       # ...or at the latest this long after the window
-
-
-class Timing:
-    """Absolute wall-clock instants of one run (shared by all processes)."""
-
-    def __init__(self, start, warmup, window):
-        self.start = start
-        self.measure_from = start + warmup
-        self.measure_to = start + warmup + window
-
-
-def _wait_go(go, t0, ready, name):
-    ready.put(("ready", name))
-    if not go.wait(120):
-        raise RuntimeError("no start signal")
-    return t0.value
-
-
-# ---------------------------------------------------------------- publishers
-
-def _batches(packets, batch):
-    """Cycle ``packets`` into send batches of ``batch`` packets each.
-
-    Returns a list of joined batches covering whole cycles, so sending the
-    batches round-robin sends each topic equally often."""
-    n = len(packets)
-    count = n // math.gcd(n, batch)
-    return [b"".join(packets[(i * batch + j) % n] for j in range(batch)) for i in range(count)]
+EPOLLIN = select.EPOLLIN
+EPOLLOUT = select.EPOLLOUT
+EPOLLERR = select.EPOLLERR | select.EPOLLHUP
+RECV = 262144
+MAXN = RECV // 4 + 8
+ZEROS = bytes(MAXN)
+P40 = b"\x40" * MAXN
+P02 = b"\x02" * MAXN
 
 
-class _PubConn:
-    def __init__(self, sock, batches, batch):
-        self.sock = sock
-        self.batches = batches
-        self.batch = batch
-        self.next = 0
-        self.out = None
-        self.sent = 0
-        self.acked = 0
-        self.rest = b""
+def gen_cpu():
+    """CPU seconds (user + system) of this process so far."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
-def pub_worker(spec, port, tm, go, t0, ready, results):
-    """Publisher process: modes ``flood`` (QoS 0 as fast as the broker
-    reads), ``window`` (QoS 1 with at most ``window`` unacked per
-    connection) and ``rate`` (QoS 0 paced, timestamped payloads)."""
-    name = spec["name"]
-    try:
-        mode = spec["mode"]
-        batch = spec.get("batch", 200)
-        conns = []
-        for cid, topics in spec["conns"]:
-            sock = open_client(port, cid)
-            if mode == "flood":
-                pk = [publish_packet(t, PAYLOAD) for t in topics]
-                conns.append(_PubConn(sock, _batches(pk, batch), batch))
-            elif mode == "window":
-                # pids 1..64000 pre-encoded; with a window far below 64000
-                # a pid is never reused while still in flight.
-                pk = [publish_packet(topics[i % len(topics)], PAYLOAD, 1, i + 1)
-                      for i in range(64000)]
-                conns.append(_PubConn(sock, _batches(pk, batch), batch))
-            else:
-                c = _PubConn(sock, None, 1)
-                c.header = publish_header(topics[0], len(PAYLOAD))
-                conns.append(c)
-        start = _wait_go(go, t0, ready, name)
-        t = Timing(start, tm[0], tm[1])
-        while time.time() < t.start:
-            time.sleep(0.001)
-        if mode == "rate":
-            _pub_rate(conns, spec["rate"], t)
+def proc_cpu(pid):
+    """CPU seconds (utime + stime, all threads) of another process."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Ring:
+    """``M`` pre-encoded PUBLISHes of one publisher, round-robin over its
+    topics, in two copies (even / odd epochs).
+
+    ``buf[k]``: the packets as sent.  For QoS 1 also ``masked[k]``: the
+    same with packet id zeroed, which is what a QoS 1 subscriber's packet
+    looks like after its broker-assigned packet id is zeroed.  ``acks``:
+    the PUBACKs in order (packet id of index ``i`` is ``i + 1``).
+    """
+
+    def __init__(self, pub_id, topics, qos, size_target):
+        n = len(topics)
+        m = max(n, -(-size_target // n) * n)
+        if qos and m > 65535:
+            raise ValueError("QoS 1 ring larger than the packet-id space")
+        self.M = m
+        self.qos = qos
+        packets = [publish_packet(topics[i % n], payload(pub_id, 0, i), qos, i + 1 if qos else 0)
+                   for i in range(m)]
+        self.L = len(packets[0])
+        self.uniform = all(len(p) == self.L for p in packets)
+        if not self.uniform:
+            raise ValueError("all topics of a publisher must have the same length")
+        tlen = len(topics[0].encode())
+        rl = len(varint(self.L - 1 - len(varint(self.L))))  # length of the remaining-length field
+        self.pid_off = 1 + rl + 2 + tlen if qos else None
+        self.pay_off = 1 + rl + 2 + tlen + (2 if qos else 0)
+        assert self.pay_off + PAYLOAD_LEN == self.L
+        base = b"".join(packets)
+        self.buf = [bytearray(base), bytearray(base)]
+        self.masked = None
+        if qos:
+            self.masked = [bytearray(base), bytearray(base)]
+            z = bytes(m)
+            for b in self.masked:
+                b[self.pid_off::self.L] = z
+                b[self.pid_off + 1::self.L] = z
+            self.acks = b"".join(puback(i + 1) for i in range(m))
+        self.epoch = [0, 0]
+        self.stamp(1)
+
+    def stamp(self, epoch):
+        k = epoch & 1
+        eb = struct.pack("!I", epoch)
+        off = self.pay_off + OFF_EPOCH
+        for j in range(4):
+            col = bytes([eb[j]]) * self.M
+            self.buf[k][off + j::self.L] = col
+            if self.masked:
+                self.masked[k][off + j::self.L] = col
+        self.epoch[k] = epoch
+
+
+class Stream:
+    """What one subscriber got from one publisher, exactly."""
+
+    __slots__ = (
+        "dups",
+        "floor",
+        "lat",
+        "missing",
+        "next",
+        "ooo",
+        "pub",
+        "received",
+        "ring",
+        "seen_at",
+        "seen_next",
+        "stalls",
+    )
+
+    def __init__(self, pub):
+        self.pub = pub
+        self.ring = pub.ring
+        self.next = 0          # highest seq seen + 1
+        self.received = 0      # distinct seqs received
+        self.dups = 0
+        self.ooo = 0           # arrived after a higher seq had arrived
+        self.missing = []      # sorted [start, end) gaps below ``next``
+        self.lat = None
+        # credit floor: raised only by the stall guard (see Publisher.check_stall)
+        self.floor = 0
+        self.stalls = 0
+        self.seen_next = -1
+        self.seen_at = 0.0
+
+    def account(self, seq):
+        nxt = self.next
+        if seq == nxt:
+            self.next = nxt + 1
+            self.received += 1
+        elif seq > nxt:
+            self.missing.append([nxt, seq])
+            self.next = seq + 1
+            self.received += 1
         else:
-            _pub_stream(conns, mode == "window", spec.get("window", 1000), t)
-        for c in conns:
-            try:
-                c.sock.settimeout(1.0)
-                c.sock.sendall(DISCONNECT)
-                c.sock.close()
-            except OSError:
-                pass
-        results.put(("pub", name, {"ids": [cid for cid, _t in spec["conns"]],
-                                   "sent": [c.sent for c in conns],
-                                   "acked": [c.acked for c in conns]}))
-    except Exception:
-        tb = traceback.format_exc()
-        ready.put(("error", name + ": " + tb))
-        results.put(("error", name, tb))
+            for k, (a, b) in enumerate(self.missing):
+                if a <= seq < b:
+                    if a == seq and b == seq + 1:
+                        del self.missing[k]
+                    elif a == seq:
+                        self.missing[k][0] = seq + 1
+                    elif b == seq + 1:
+                        self.missing[k][1] = seq
+                    else:
+                        self.missing[k:k + 1] = [[a, seq], [seq + 1, b]]
+                    self.received += 1
+                    self.ooo += 1
+                    return
+            self.dups += 1
+
+    def missing_count(self):
+        return sum(b - a for a, b in self.missing)
 
 
-def _pub_stream(conns, qos1, window, t):
-    sel = selectors.DefaultSelector()
-    for c in conns:
-        c.sock.setblocking(False)
-        sel.register(c.sock, selectors.EVENT_WRITE | (selectors.EVENT_READ if qos1 else 0), c)
-    stop = t.measure_to
-    stopping = False
-    drain_until = stop + DRAIN_MAX
-    while True:
-        now = time.time()
-        if now >= stop and not stopping:
-            stopping = True
-        if stopping:
-            busy = [c for c in conns if c.out is not None or (qos1 and c.acked < c.sent)]
-            if not busy or now >= drain_until:
-                break
-        for key, ev in sel.select(0.05):
-            c = key.data
-            if ev & selectors.EVENT_READ:
+class Engine:
+    """The epoll loop: fd -> handler(events), plus a timer heap."""
+
+    def __init__(self):
+        self.ep = select.epoll()
+        self.handlers = {}
+        self.timers = []
+        self.errors = []
+        #: seconds to sleep after every epoll round that had events (read
+        #: coalescing; see README "Read coalescing")
+        self.coalesce = 0.0
+        self.rounds = 0
+
+    def add(self, sock, handler, mask):
+        self.handlers[sock.fileno()] = handler
+        self.ep.register(sock.fileno(), mask)
+
+    def modify(self, sock, mask):
+        self.ep.modify(sock.fileno(), mask)
+
+    def remove(self, sock):
+        fd = sock.fileno()
+        if fd in self.handlers:
+            del self.handlers[fd]
+            self.ep.unregister(fd)
+
+    def call_at(self, t, fn):
+        heapq.heappush(self.timers, (t, id(fn), fn))
+
+    def run(self, until, deadline, max_wait=0.01):
+        """Run until ``until()`` is true (returns True) or ``deadline``
+        (monotonic) passes (returns False)."""
+        poll = self.ep.poll
+        handlers = self.handlers
+        timers = self.timers
+        mono = time.monotonic
+        sleep = time.sleep
+        coalesce = self.coalesce
+        while True:
+            now = mono()
+            while timers and timers[0][0] <= now:
+                heapq.heappop(timers)[2]()
+            if self.errors:
+                raise RuntimeError("; ".join(self.errors[:5]))
+            if until():
+                return True
+            if now >= deadline:
+                return False
+            wait = max_wait
+            if timers:
+                wait = min(wait, max(0.0, timers[0][0] - now))
+            events = poll(min(wait, max(0.0, deadline - now)))
+            for fd, ev in events:
+                h = handlers.get(fd)
+                if h is not None:
+                    h(ev)
+            if events:
+                self.rounds += 1
+                if coalesce:
+                    sleep(coalesce)
+
+    def close(self):
+        self.ep.close()
+
+
+class Publisher:
+    """One publishing connection: ring, windows, PUBACK tracking."""
+
+    def __init__(self, eng, name, pub_id, sock, ring, window, ack_window=100, min_batch=None):
+        self.eng = eng
+        self.name = name
+        self.pub_id = pub_id
+        self.sock = sock
+        self.ring = ring
+        self.qos = ring.qos
+        self.window = window
+        self.ack_window = ack_window
+        self.min_batch = min_batch or max(1, min(window, ack_window if self.qos else window) // 4)
+        self.subs = []             # Streams fed by this publisher
+        self.sent = 0              # messages committed to the socket (next seq)
+        self.pending = None        # memoryview not yet accepted by send()
+        self.running = False
+        self.limit = None          # stop after this many (rate mode)
+        self.blocked_on = None     # the Stream whose progress would give credit
+        self.want_write = False
+        self.acked_low = 0         # every seq below is PUBACKed
+        self.ooo_acks = set()      # PUBACKed seqs above acked_low
+        self.bad_acks = 0
+        self.other = 0
+        self.rest = b""
+        self.rate = None
+        self.stamp_time = False    # latency mode: send time into each payload
+        self.stalls = 0
+        eng.add(sock, self.on_event, EPOLLIN)
+
+    # ---- credit
+    def credit(self):
+        lim = 1 << 62
+        self.blocked_on = None
+        subs = self.subs
+        if subs:
+            low = None
+            nl = 1 << 62
+            for s in subs:
+                x = max(s.floor, s.next)
+                if x < nl:
+                    low, nl = s, x
+            lim = nl + self.window
+            self.blocked_on = low
+        if self.qos:
+            al = self.acked_low + self.ack_window
+            if al < lim:
+                lim = al
+                self.blocked_on = self
+        if self.limit is not None and self.limit < lim:
+            lim = self.limit
+        return lim - self.sent
+
+    def acked(self):
+        return self.acked_low + len(self.ooo_acks)
+
+    # ---- sending
+    def pump(self):
+        ring = self.ring
+        sock = self.sock
+        while True:
+            pend = self.pending
+            if pend is not None:
                 try:
-                    data = c.sock.recv(262144)
-                except BlockingIOError:
-                    data = None
-                if data:
-                    buf = c.rest + data if c.rest else data
-                    pos, _np, nacks = walk(buf)
-                    c.rest = buf[pos:]
-                    c.acked += nacks
-                    if not stopping and c.out is None and c.sent - c.acked + c.batch <= window:
-                        sel.modify(c.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, c)
-                elif data is not None:
-                    raise ConnectionError("broker closed publisher connection")
-            if ev & selectors.EVENT_WRITE:
-                if c.out is None:
-                    if stopping or (qos1 and c.sent - c.acked + c.batch > window):
-                        sel.modify(c.sock, selectors.EVENT_READ if qos1 else selectors.EVENT_WRITE, c)
-                        if not qos1:
-                            sel.unregister(c.sock)
-                        continue
-                    c.out = memoryview(c.batches[c.next])
-                    c.next = (c.next + 1) % len(c.batches)
-                    c.sent += c.batch
-                try:
-                    n = c.sock.send(c.out)
+                    n = sock.send(pend)
                 except BlockingIOError:
                     n = 0
-                c.out = c.out[n:] if n < len(c.out) else None
-    sel.close()
-    for c in conns:
-        c.sock.setblocking(True)
+                except OSError as exc:
+                    self.eng.errors.append(f"{self.name}: send failed: {exc}")
+                    return
+                if n < len(pend):
+                    self.pending = pend[n:]
+                    if not self.want_write:
+                        self.want_write = True
+                        self.eng.modify(sock, EPOLLIN | EPOLLOUT)
+                    return
+                self.pending = None
+            if not self.running:
+                break
+            c = self.credit()
+            if c < self.min_batch:
+                break
+            seq = self.sent
+            e, i = divmod(seq, ring.M)
+            k = e & 1
+            if ring.epoch[k] != e:
+                ring.stamp(e)
+            n = min(c, ring.M - i)
+            L = ring.L
+            if self.stamp_time:
+                # latency mode (a few packets per send): the send time
+                b = ring.buf[k]
+                off = ring.pay_off + OFF_TS
+                t = TS.pack(time.perf_counter_ns())
+                for j in range(i, i + n):
+                    b[j * L + off:j * L + off + 8] = t
+            self.pending = memoryview(ring.buf[k])[i * L:(i + n) * L]
+            self.sent += n
+        if self.want_write:
+            self.want_write = False
+            self.eng.modify(sock, EPOLLIN)
+
+    def on_event(self, ev):
+        if ev & EPOLLIN:
+            self.on_read()
+        if ev & EPOLLOUT:
+            self.pump()
+        elif ev & EPOLLERR and not ev & EPOLLIN:
+            self.eng.errors.append(f"{self.name}: connection error/hangup")
+
+    # ---- PUBACKs
+    def on_read(self):
+        try:
+            data = self.sock.recv(RECV)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self.eng.errors.append(f"{self.name}: recv failed: {exc}")
+            return
+        if not data:
+            self.eng.errors.append(f"{self.name}: broker closed the connection")
+            self.eng.remove(self.sock)
+            return
+        if self.rest:
+            data = self.rest + data
+        n = len(data) >> 2
+        if self.qos and not self.ooo_acks and n:
+            i = self.acked_low % self.ring.M
+            if i + n < self.ring.M and self.acked_low + n <= self.sent and self.ring.acks.startswith(data, i * 4):
+                self.acked_low += n
+                self.rest = data[n * 4:]
+                if self.blocked_on is self:
+                    self.pump()
+                return
+        self._slow_acks(data)
+        if self.blocked_on is self:
+            self.pump()
+
+    def _slow_acks(self, data):
+        pkts, pos = walk(data)
+        self.rest = data[pos:]
+        m = self.ring.M
+        for first, s, e in pkts:
+            if first == 0x40 and e - s == 2 and self.qos:
+                pid = (data[s] << 8) | data[s + 1]
+                low = self.acked_low
+                seq = low + ((pid - 1 - low) % m)
+                if seq >= self.sent or seq in self.ooo_acks:
+                    self.bad_acks += 1
+                    continue
+                self.ooo_acks.add(seq)
+                while low in self.ooo_acks:
+                    self.ooo_acks.discard(low)
+                    low += 1
+                self.acked_low = low
+            else:
+                self.other += 1
+
+    def check_stall(self, now, timeout):
+        """Stall guard.  If the stream this publisher waits for has not
+        advanced for ``timeout`` s, the messages in flight to it are
+        presumed lost (they will be counted as lost unless they still
+        arrive): its credit floor is raised to ``sent`` so the run goes on.
+        Never triggers for a broker that delivers; counted in ``stalls``."""
+        st = self.blocked_on
+        if not self.running or st is None or st is self:
+            return
+        if st.next != st.seen_next:
+            st.seen_next = st.next
+            st.seen_at = now
+        elif now - st.seen_at >= timeout and st.floor < self.sent:
+            st.floor = self.sent
+            st.stalls += 1
+            self.stalls += 1
+            self.pump()
+
+    # ---- rate mode (latency scenario)
+    def start_rate(self, rate, t0):
+        self.rate = rate
+        self.t0 = t0
+        self.limit = 0
+        self.min_batch = 1
+        self.stamp_time = True
+        self.running = True
+        self.eng.call_at(t0, self._tick)
+
+    def _tick(self):
+        if not self.running:
+            return
+        now = time.monotonic()
+        due = int((now - self.t0) * self.rate) + 1
+        if due > self.limit:
+            self.limit = due
+            self.pump()
+        self.eng.call_at(self.t0 + self.limit / self.rate, self._tick)
 
 
-def _pub_rate(conns, rate, t):
-    """Paced QoS 0: ``rate`` messages/s in total, round-robin over the
-    connections, each payload starting with the send time (float64)."""
-    pad = PAYLOAD[8:]
-    pack = struct.Struct("!d").pack
-    sent = 0
-    k = len(conns)
-    start = t.start
-    while True:
-        now = time.time()
-        if now >= t.measure_to:
-            break
-        due = int((now - start) * rate)
-        while sent < due:
-            c = conns[sent % k]
-            c.sock.sendall(c.header + pack(time.time()) + pad)
-            c.sent += 1
-            sent += 1
-        nxt = start + (sent + 1) / rate - time.time()
-        if nxt > 0:
-            time.sleep(min(nxt, 0.01))
+class Subscriber:
+    """One subscribing connection; one Stream per source publisher."""
 
-
-# --------------------------------------------------------------- subscribers
-
-class _SubConn:
-    def __init__(self, sock):
+    def __init__(self, eng, name, sock, qos, pubs, latency=False):
+        self.eng = eng
+        self.name = name
         self.sock = sock
+        self.qos = qos
+        self.streams = {}
+        for p in pubs:
+            st = Stream(p)
+            p.subs.append(st)
+            self.streams[p.pub_id] = st
         self.rest = b""
-        self.total = 0
-        self.at_from = None
-        self.at_to = None
+        self.other = 0
+        self.foreign = 0
+        self.ack_out = bytearray()
+        self.want_write = False
+        self.fast = None
+        self.latency = latency
+        self.slow_chunks = 0
+        self.chunks = 0
+        only = list(self.streams.values())
+        if len(only) == 1 and not latency and min(qos, only[0].ring.qos) == only[0].ring.qos:
+            self.fast = only[0]
+        if latency:
+            for st in self.streams.values():
+                st.lat = []
+        self.on_read = self._fast_q1 if (self.fast and self.fast.ring.qos) else self._fast_q0
+        eng.add(sock, self.on_event, EPOLLIN)
 
+    def on_event(self, ev):
+        if ev & EPOLLIN:
+            self.on_read()
+        if ev & EPOLLOUT:
+            self.flush()
+        elif ev & EPOLLERR and not ev & EPOLLIN:
+            self.eng.errors.append(f"{self.name}: connection error/hangup")
 
-def sub_worker(spec, port, tm, go, t0, ready, results):
-    """Subscriber process: counts PUBLISHes, acks QoS 1, optionally records
-    latency (payload timestamp vs. receive time) inside the window."""
-    name = spec["name"]
-    try:
-        conns = []
-        for cid, filters in spec["conns"]:
-            conns.append(_SubConn(open_client(port, cid, filters, sub_qos=spec.get("qos", 0))))
-        latency = spec.get("latency", False)
-        start = _wait_go(go, t0, ready, name)
-        t = Timing(start, tm[0], tm[1])
-        lat = _sub_loop(conns, latency, t)
-        for c in conns:
-            try:
-                c.sock.close()
-            except OSError:
-                pass
-        results.put(("sub", name, {
-            "ids": [cid for cid, _f in spec["conns"]],
-            "window": [(c.at_to or c.total) - (c.at_from or 0) for c in conns],
-            "total": [c.total for c in conns],
-            "latency": lat,
-        }))
-    except Exception:
-        tb = traceback.format_exc()
-        ready.put(("error", name + ": " + tb))
-        results.put(("error", name, tb))
+    def _recv(self):
+        try:
+            data = self.sock.recv(RECV)
+        except BlockingIOError:
+            return None
+        except OSError as exc:
+            self.eng.errors.append(f"{self.name}: recv failed: {exc}")
+            return None
+        if not data:
+            self.eng.errors.append(f"{self.name}: broker closed the connection")
+            self.eng.remove(self.sock)
+            return None
+        self.chunks += 1
+        if self.rest:
+            return self.rest + data
+        return data
 
+    def _fast_q0(self):
+        data = self._recv()
+        if data is None:
+            return
+        st = self.fast
+        if st is not None:
+            ring = st.ring
+            L = ring.L
+            n = len(data) // L
+            e, i = divmod(st.next, ring.M)
+            if n and i + n < ring.M and ring.epoch[e & 1] == e \
+                    and ring.buf[e & 1].startswith(data, i * L):
+                st.next += n
+                st.received += n
+                self.rest = data[n * L:]
+                if st.pub.blocked_on is st:
+                    st.pub.pump()
+                return
+            if n == 0 and len(data) < L:
+                self.rest = data
+                return
+        self._slow(data)
 
-def _sub_loop(conns, latency, t):
-    sel = selectors.DefaultSelector()
-    for c in conns:
-        sel.register(c.sock, selectors.EVENT_READ, c)
-    lat = []
-    unpack = struct.Struct("!d").unpack_from
-    now_box = [0.0]
-    in_window = [False]
+    def _fast_q1(self):
+        data = self._recv()
+        if data is None:
+            return
+        st = self.fast
+        ring = st.ring
+        L = ring.L
+        n = len(data) // L
+        if n == 0:
+            self.rest = data
+            return
+        e, i = divmod(st.next, ring.M)
+        if i + n < ring.M and ring.epoch[e & 1] == e:
+            po = ring.pid_off
+            whole = bytearray(data[:n * L])
+            hi = whole[po::L]
+            lo = whole[po + 1::L]
+            z = ZEROS[:n]
+            whole[po::L] = z
+            whole[po + 1::L] = z
+            if ring.masked[e & 1].startswith(whole, i * L):
+                acks = bytearray(4 * n)
+                acks[0::4] = P40[:n]
+                acks[1::4] = P02[:n]
+                acks[2::4] = hi
+                acks[3::4] = lo
+                st.next += n
+                st.received += n
+                self.rest = data[n * L:]
+                self.send_acks(acks)
+                if st.pub.blocked_on is st:
+                    st.pub.pump()
+                return
+        self._slow(data)
 
-    def on_payload(buf, p, _end):
-        if in_window[0]:
-            lat.append(now_box[0] - unpack(buf, p)[0])
-
-    cb = on_payload if latency else None
-    last_data = time.time()
-    while True:
-        now = time.time()
-        if now >= t.measure_from and conns[0].at_from is None:
-            for c in conns:
-                c.at_from = c.total
-            in_window[0] = True
-        if now >= t.measure_to and conns[0].at_to is None:
-            for c in conns:
-                c.at_to = c.total
-            in_window[0] = False
-        if now >= t.measure_to and (now - last_data > DRAIN_IDLE or now > t.measure_to + DRAIN_MAX):
-            break
-        events = sel.select(0.02)
-        if events:
-            now_box[0] = time.time()
-        for key, _ev in events:
-            c = key.data
-            data = c.sock.recv(262144)
-            if not data:
-                sel.unregister(c.sock)
+    def _slow(self, data):
+        """Parse packet by packet; exact accounting of anything unusual."""
+        self.slow_chunks += 1
+        pkts, pos = walk(data)
+        self.rest = data[pos:]
+        acks = bytearray()
+        now = time.perf_counter_ns() if self.latency else 0
+        unpack = HDR.unpack_from
+        touched = set()
+        for first, s, e in pkts:
+            if first >> 4 != 3:
+                self.other += 1
                 continue
-            last_data = now_box[0]
-            buf = c.rest + data if c.rest else data
-            ack = bytearray()
-            pos, npub, _no = walk(buf, ack, cb)
-            c.rest = buf[pos:]
-            c.total += npub
-            if ack:
-                c.sock.sendall(ack)
-    sel.close()
-    return lat
+            tlen = (data[s] << 8) | data[s + 1]
+            p = s + 2 + tlen
+            if first & 0x06:
+                acks += b"\x40\x02"
+                acks += data[p:p + 2]
+                p += 2
+            if e - p < PAYLOAD_LEN:
+                self.foreign += 1
+                continue
+            pub_id, epoch, index = unpack(data, p)
+            st = self.streams.get(pub_id)
+            if st is None:
+                self.foreign += 1
+                continue
+            seq = epoch * st.ring.M + index
+            st.account(seq)
+            touched.add(st)
+            if st.lat is not None:
+                st.lat.append((TS.unpack_from(data, p + OFF_TS)[0], now))
+        if acks:
+            self.send_acks(acks)
+        for st in touched:
+            if st.pub.blocked_on is st:
+                st.pub.pump()
+
+    def send_acks(self, acks):
+        if self.ack_out:
+            self.ack_out += acks
+            return
+        try:
+            n = self.sock.send(acks)
+        except BlockingIOError:
+            n = 0
+        except OSError as exc:
+            self.eng.errors.append(f"{self.name}: send failed: {exc}")
+            return
+        if n < len(acks):
+            self.ack_out += acks[n:]
+            if not self.want_write:
+                self.want_write = True
+                self.eng.modify(self.sock, EPOLLIN | EPOLLOUT)
+
+    def flush(self):
+        if self.ack_out:
+            try:
+                n = self.sock.send(self.ack_out)
+            except BlockingIOError:
+                n = 0
+            del self.ack_out[:n]
+        if not self.ack_out and self.want_write:
+            self.want_write = False
+            self.eng.modify(self.sock, EPOLLIN)
 
 
-# ------------------------------------------------------------------ parent
+def open_many(port, n, make_connect, max_inflight=64, deadline=None):
+    """Open ``n`` connections with at most ``max_inflight`` handshakes
+    (TCP connect + CONNECT/CONNACK) outstanding; returns the open sockets
+    and the wall time from the first connect() to the last CONNACK.
 
-def run_load(port, pubs, subs, warmup, window):
-    """Run one load shape against the broker on ``port``.
-
-    ``pubs``/``subs`` are lists of process specs (``name``, ``conns``,
-    ``mode``...).  Returns the merged per-process results.  Subscribers are
-    set up before publishers so no message is published to a missing
-    subscription.
-    """
-    ctx = mp.get_context("fork")
-    go = ctx.Event()
-    t0 = ctx.Value("d", 0.0)
-    ready = ctx.Queue()
-    results = ctx.Queue()
-    procs = []
-    out = {"pub": [], "sub": [], "error": []}
+    connect() is blocking: on loopback the kernel completes the TCP
+    handshake inside the call (the SYN-ACK is processed in this process's
+    context), and because no more than ``max_inflight`` connections are
+    ever un-CONNACKed -- so never more than that many are waiting in the
+    broker's accept queue -- it cannot block on a full listen backlog
+    (mosquitto listens with 100, nanomq-twisted with 1024).  The CONNECT
+    is sent right after; CONNACKs are collected with epoll."""
+    ep = select.epoll()
+    addr = ("127.0.0.1", port)
+    socks, pending = [], {}
+    started = done = 0
+    t0 = time.monotonic()
     try:
-        for group, target in ((subs, sub_worker), (pubs, pub_worker)):
-            for spec in group:
-                p = ctx.Process(target=target, args=(spec, port, (warmup, window), go, t0, ready, results),
-                                daemon=True)
-                p.start()
-                procs.append(p)
-            for _ in group:
-                kind, msg = ready.get(timeout=180)
-                if kind == "error":
-                    raise RuntimeError("load generator setup failed: " + msg)
-        t0.value = time.time() + 0.2
-        go.set()
-        deadline = time.time() + 0.2 + warmup + window + DRAIN_MAX + 30
-        for _ in procs:
-            kind, name, data = results.get(timeout=max(1.0, deadline - time.time()))
-            out[kind].append(data if kind != "error" else name + ": " + data)
-    except queue.Empty:
-        out["error"].append("timed out waiting for load generator processes")
+        while done < n:
+            while started < n and len(pending) < max_inflight:
+                s = socket.socket()
+                s.settimeout(10.0)
+                s.connect(addr)
+                s.setblocking(False)
+                s.send(make_connect(started))
+                fd = s.fileno()
+                ep.register(fd, EPOLLIN)
+                pending[fd] = [s, b""]
+                started += 1
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"connections: {done}/{n} after deadline")
+            for fd, ev in ep.poll(1.0):
+                ent = pending[fd]
+                s = ent[0]
+                buf = ent[1] + s.recv(16)
+                if len(buf) < 4:
+                    if not buf or ev & EPOLLERR:
+                        raise RuntimeError(f"broker closed connection {done}")
+                    ent[1] = buf
+                    continue
+                if buf[0] != 0x20 or buf[3] != 0:
+                    raise RuntimeError(f"bad CONNACK {buf!r}")
+                ep.unregister(fd)
+                del pending[fd]
+                socks.append(s)
+                done += 1
+        return socks, time.monotonic() - t0
+    except BaseException:
+        for s in socks:
+            s.close()
+        for s, _b in pending.values():
+            s.close()
+        raise
     finally:
-        for p in procs:
-            p.join(timeout=5)
-            if p.is_alive():
-                p.kill()
-                p.join(timeout=2)
-    return out
-
-
-def split(items, parts):
-    """Split a list into ``parts`` nearly equal, non-empty chunks."""
-    parts = max(1, min(parts, len(items)))
-    return [items[i::parts] for i in range(parts)]
+        ep.close()
 
 
 def percentile(sorted_vals, q):

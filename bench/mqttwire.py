@@ -1,23 +1,41 @@
-"""Minimal MQTT 3.1.1 wire encoder/decoder for the load generator.
+"""Minimal MQTT 3.1.1 wire code for the load generator.
 
-Deliberately independent of ``nanomq_twisted.mqtt``: a benchmark that used
-the broker's own codec could not notice when that codec is wrong, and the
-project codec is written for correctness, not for pre-encoding millions of
-identical packets.  Only what a load generator needs is here: CONNECT,
-SUBSCRIBE, PUBLISH (QoS 0/1, retain), PUBACK, DISCONNECT, and a fast
-"remaining-length walk" that counts packets in a received byte string
-without building objects for them.
+Deliberately independent of ``nanomq_twisted.mqtt`` (a benchmark that used
+the broker's own codec could not notice when that codec is wrong) and of
+paho (a paho generator measures paho).  Only what a generator needs:
+CONNECT, SUBSCRIBE, PUBLISH (QoS 0/1, retain), PUBACK, DISCONNECT, a
+blocking setup helper, and ``walk``, the slow-path parser that splits a
+byte string into packets by their fixed headers and remaining lengths.
+
+The hot path does not parse at all: see ``loadgen.Ring`` (packets are
+encoded once into a ring buffer; receivers compare what they get against
+the bytes they expect).
+
+Payload layout of every benchmark PUBLISH (``PAYLOAD_LEN`` bytes)::
+
+    0..1   publisher id        u16 big-endian
+    2..5   epoch               u32   seq = epoch * ring_size + index
+    6..9   index in the ring   u32
+    10..17 send time, ns       u64   (latency scenario only, else 0)
+    18..   padding  b"x"
 """
 
 import socket
 import struct
+import time
 
 DISCONNECT = b"\xe0\x00"
-PUBACK_HEAD = b"\x40\x02"
+PINGREQ = b"\xc0\x00"
+PAYLOAD_LEN = 64
+HDR = struct.Struct("!HII")     # publisher id, epoch, index
+TS = struct.Struct("!Q")
+OFF_EPOCH = 2
+OFF_INDEX = 6
+OFF_TS = 10
 
 
 def varint(n):
-    """MQTT variable-length "remaining length" encoding."""
+    """MQTT "remaining length" encoding."""
     out = bytearray()
     while True:
         byte = n & 0x7F
@@ -48,109 +66,114 @@ def subscribe_packet(pid, filters):
     return b"\x82" + varint(len(body)) + body
 
 
-def publish_header(topic, payload_len, qos=0, pid=0, retain=False):
-    """Everything of a PUBLISH before the payload, so callers that stamp a
-    timestamp into the payload can still pre-encode the header once."""
+def publish_packet(topic, payload, qos=0, pid=0, retain=False):
     first = 0x30 | (qos << 1) | (1 if retain else 0)
     var = mqtt_str(topic) + (struct.pack("!H", pid) if qos else b"")
-    return bytes([first]) + varint(len(var) + payload_len) + var
+    return bytes([first]) + varint(len(var) + len(payload)) + var + payload
 
 
-def publish_packet(topic, payload, qos=0, pid=0, retain=False):
-    return publish_header(topic, len(payload), qos, pid, retain) + payload
+def payload(pub_id, epoch, index, ts=0, size=PAYLOAD_LEN):
+    head = HDR.pack(pub_id, epoch, index) + TS.pack(ts)
+    return head + b"x" * (size - len(head))
 
 
-def walk(buf, ack_out=None, on_payload=None):
-    """Walk complete packets in ``buf`` (bytes).
+def puback(pid):
+    return b"\x40\x02" + struct.pack("!H", pid)
 
-    Returns ``(consumed, n_publish, n_other)``.  For QoS 1 PUBLISHes a
-    PUBACK is appended to ``ack_out`` (a bytearray) when given;
-    ``on_payload(buf, start, end)`` is called per PUBLISH when given (the
-    latency scenarios read a timestamp from it).  Incomplete trailing data
-    is left for the caller to prepend to the next recv.  Kept as one flat
-    loop because it is the generator's hot path.
+
+def walk(buf, pos=0):
+    """Split ``buf[pos:]`` into complete packets.
+
+    Returns ``(packets, consumed)`` where each packet is ``(first_byte,
+    body_start, body_end)`` (offsets into ``buf``) and ``consumed`` is the
+    offset after the last complete packet.  Used on the slow path only (an
+    unexpected byte sequence, setup, latency samples).
     """
-    pos = 0
+    out = []
     end = len(buf)
-    npub = nother = 0
     while end - pos >= 2:
-        b0 = buf[pos]
-        ln = buf[pos + 1]
-        hl = 2
-        if ln & 0x80:
-            ln &= 0x7F
-            shift = 7
-            i = pos + 2
-            while True:
-                if i >= end:
-                    return pos, npub, nother
-                b = buf[i]
-                ln += (b & 0x7F) << shift
-                shift += 7
-                i += 1
-                if not b & 0x80:
-                    break
-            hl = i - pos
-        nxt = pos + hl + ln
+        ln = 0
+        shift = 0
+        i = pos + 1
+        while True:
+            if i >= end:
+                return out, pos
+            b = buf[i]
+            ln |= (b & 0x7F) << shift
+            shift += 7
+            i += 1
+            if not b & 0x80:
+                break
+            if shift > 21:
+                raise ValueError("malformed remaining length")
+        nxt = i + ln
         if nxt > end:
             break
-        if b0 >> 4 == 3:
-            npub += 1
-            if b0 & 6 or on_payload is not None:
-                p = pos + hl
-                p += 2 + ((buf[p] << 8) | buf[p + 1])
-                if b0 & 6:
-                    if ack_out is not None:
-                        ack_out += PUBACK_HEAD
-                        ack_out += buf[p:p + 2]
-                    p += 2
-                if on_payload is not None:
-                    on_payload(buf, p, nxt)
-        else:
-            nother += 1
+        out.append((buf[pos], i, nxt))
         pos = nxt
-    return pos, npub, nother
+    return out, pos
 
 
-def read_packets(sock, count, rest=b""):
-    """Blocking read until ``count`` non-PUBLISH packets (CONNACK, SUBACK,
-    PUBACK) have arrived; used only during setup.  Returns (first bytes of
-    the last one, leftover bytes)."""
-    got = 0
+def publish_fields(buf, first, start, end):
+    """``(topic, packet_id or None, payload_start)`` of a PUBLISH body."""
+    tlen = (buf[start] << 8) | buf[start + 1]
+    p = start + 2
+    topic = bytes(buf[p:p + tlen])
+    p += tlen
+    pid = None
+    if first & 0x06:
+        pid = (buf[p] << 8) | buf[p + 1]
+        p += 2
+    return topic, pid, p
+
+
+def read_until(sock, want, deadline, rest=b""):
+    """Blocking setup read: until ``want`` non-PUBLISH packets (CONNACK,
+    SUBACK, PUBACK) arrived.  Returns (list of their bytes, leftover)."""
+    got = []
     buf = rest
-    last = b""
-    while got < count:
+    while len(got) < want:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"setup: timed out waiting for {want} packets (got {len(got)})")
+        sock.settimeout(left)
         data = sock.recv(65536)
         if not data:
             raise ConnectionError("broker closed the connection during setup")
         buf += data
-        pos, _npub, nother = walk(buf)
-        if nother:
-            last = buf[:4]
-        got += nother
+        pkts, pos = walk(buf)
+        for first, s, e in pkts:
+            if first >> 4 != 3:
+                got.append(bytes([first]) + bytes(buf[s:e]))
         buf = buf[pos:]
-    return last, buf
+    return got, buf
 
 
-def open_client(port, client_id, filters=None, timeout=30.0, sub_qos=0):
-    """Connect (blocking), wait for CONNACK, optionally subscribe.
-
-    Filters are sent 100 per SUBSCRIBE so 1,000 wildcard filters do not
-    need 1,000 round trips.  The socket is returned in timeout mode, which
-    is internally non-blocking (usable with selectors) while ``sendall``
-    still waits for buffer space.
-    """
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    s.sendall(connect_packet(client_id))
-    connack, rest = read_packets(s, 1)
-    if len(connack) < 4 or connack[0] != 0x20 or connack[3] != 0:
-        raise ConnectionError("CONNACK refused for {}: {!r}".format(client_id, connack))
-    if filters:
-        chunks = [filters[i:i + 100] for i in range(0, len(filters), 100)]
-        s.sendall(b"".join(subscribe_packet(n + 1, [(f, sub_qos) for f in chunk])
-                           for n, chunk in enumerate(chunks)))
-        _last, rest = read_packets(s, len(chunks), rest)
-    if rest:
-        raise ConnectionError("unexpected data after setup for {}".format(client_id))
-    return s
+def open_client(port, client_id, filters=(), sub_qos=0, timeout=20.0, host="127.0.0.1"):
+    """Connect (blocking), wait for CONNACK, optionally subscribe (100
+    filters per SUBSCRIBE), then return the socket non-blocking with
+    TCP_NODELAY set.  Setup is never inside a measuring window."""
+    deadline = time.monotonic() + timeout
+    s = socket.create_connection((host, port), timeout=timeout)
+    try:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.sendall(connect_packet(client_id))
+        (connack,), rest = read_until(s, 1, deadline)
+        if connack[0] != 0x20 or len(connack) < 3 or connack[2] != 0:
+            raise ConnectionError(f"CONNACK refused for {client_id}: {connack!r}")
+        filters = list(filters)
+        if filters:
+            chunks = [filters[i:i + 100] for i in range(0, len(filters), 100)]
+            s.sendall(b"".join(subscribe_packet(n + 1, [(f, sub_qos) for f in chunk])
+                               for n, chunk in enumerate(chunks)))
+            subacks, rest = read_until(s, len(chunks), deadline, rest)
+            for sa in subacks:
+                if sa[0] != 0x90 or any(c == 0x80 for c in sa[3:]):
+                    raise ConnectionError(f"SUBACK refused for {client_id}: {sa!r}")
+        if rest:
+            raise ConnectionError(f"unexpected data after setup for {client_id}")
+        s.setblocking(False)
+        return s
+    except BaseException:
+        s.close()
+        raise

@@ -1,91 +1,99 @@
 """Where does nanomq-twisted spend its time under QoS 0 load?
 
-Starts a separate nanomq-twisted, runs the QoS 0 scenario against it while
-``py-spy record --format raw`` samples it (sampling, so the hot path is not
-distorted the way cProfile's per-call hooks distort it), then sums samples
-per leaf frame ("own time") and per frame anywhere on the stack ("total").
-Falls back to cProfile (``python -m cProfile -o``) when py-spy is missing
-or not permitted to ptrace.  Throughput of this run is not reported.
+Starts a fresh nanomq-twisted on the shipped config (``--bare``: minimal
+config), runs the ``qos0`` scenario against it while ``py-spy record
+--format raw --nonblocking`` samples it (sampling, so the hot path is not
+distorted the way cProfile's per-call hooks distort it), then sums the
+samples per function: "own" = the function is the leaf frame, "total" =
+anywhere on the stack.  Prints the top 15 by own time.  Throughput of this
+run is printed but not part of the table (py-spy costs some CPU).
+
+    python bench/profile_broker.py [--quick] [--bare] [--out DIR]
 """
 
+import argparse
 import collections
 import os
-import pstats
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
 
-from brokers import free_port, nanomq_broker
-from scenarios import qos0
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import brokers
+from scenarios import Opts, qos0
 
 
-def _pyspy_top(raw_path, n):
+def top_functions(raw_path, n=15):
     own = collections.Counter()
     total = collections.Counter()
     samples = 0
     with open(raw_path) as f:
         for line in f:
             stack, _, count = line.rstrip("\n").rpartition(" ")
-            if not stack:
+            if not stack or not count.isdigit():
                 continue
             count = int(count)
             # "func (file.py:123)" -> "func (file.py)": aggregate per function
             frames = [re.sub(r":\d+\)$", ")", fr) for fr in stack.split(";")]
+            frames = [re.sub(r"\(/.*/(nanomq_twisted|twisted)/", r"(\1/", fr) for fr in frames]
             samples += count
             own[frames[-1]] += count
             for fr in set(frames):
                 total[fr] += count
-    lines = [f"py-spy: {samples} samples (own = leaf frame, total = anywhere on stack)",
-             "| # | own % | total % | function (file) |", "|---|---|---|---|"]
+    lines = [f"py-spy: {samples} samples (own = leaf frame, total = anywhere on the stack)",
+             "", "| # | own % | total % | function (file) |", "|---|---|---|---|"]
     for i, (fr, c) in enumerate(own.most_common(n), 1):
-        lines.append(f"| {i} | {100 * c / samples:.1f} | {100 * total[fr] / samples:.1f} | `{fr}` |")
+        lines.append(f"| {i} | {100 * c / max(samples, 1):.1f} | {100 * total[fr] / max(samples, 1):.1f} | `{fr}` |")
     return "\n".join(lines)
 
 
-def _cprofile_top(stats_path, n):
-    st = pstats.Stats(stats_path)
-    rows = sorted(st.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:n]
-    tot = sum(v[2] for v in st.stats.values()) or 1
-    lines = ["cProfile (tottime = own time)", "| # | own % | calls | function |", "|---|---|---|---|"]
-    for i, ((fn, ln, name), (_cc, nc, tt, _ct, _callers)) in enumerate(rows, 1):
-        lines.append(f"| {i} | {100 * tt / tot:.1f} | {nc} | `{name} ({os.path.basename(fn)}:{ln})` |")
-    return "\n".join(lines)
-
-
-def profile_qos0(quick=False, top=12):
-    workdir = tempfile.mkdtemp(prefix="nanomq-prof-")
+def profile_qos0(opts, bare=False, out_dir=None, rate=200):
     pyspy = shutil.which("py-spy")
-    if pyspy:
-        broker = nanomq_broker(workdir, free_port())
-        raw = os.path.join(workdir, "pyspy.txt")
-        try:
-            warm, win = (0.5, 2.0) if quick else (1.0, 5.0)
-            rec = subprocess.Popen([pyspy, "record", "--pid", str(broker.pid), "--format", "raw",
-                                    "--rate", "250", "--nonblocking", "--duration", str(int(warm + win + 3)),
-                                    "-o", raw], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            try:
-                res = qos0(broker, quick)
-            finally:
-                try:
-                    _out, err = rec.communicate(timeout=30)
-                except subprocess.TimeoutExpired:
-                    rec.kill()
-                    _out, err = rec.communicate()
-        finally:
-            broker.stop()
-        if os.path.exists(raw) and os.path.getsize(raw):
-            return f"QoS 0 under py-spy: {res}\n" + _pyspy_top(raw, top)
-        sys.stderr.write("py-spy failed ({}); falling back to cProfile\n".format(err.decode()[-300:]))
-    stats = os.path.join(workdir, "broker.prof")
-    broker = nanomq_broker(workdir, free_port(), extra_argv=("-m", "cProfile", "-o", stats))
+    if not pyspy:
+        return "py-spy not installed (pip install py-spy): no profile"
+    out_dir = out_dir or tempfile.mkdtemp(prefix="nanomq-prof-")
+    os.makedirs(out_dir, exist_ok=True)
+    raw = os.path.join(out_dir, "nanomq-qos0.pyspy.txt")
+    broker = brokers.start("nanomq-twisted", bare=bare)
+    err = b""
     try:
-        res = qos0(broker, quick)
+        dur = int(opts.warmup + opts.measure + 2)
+        rec = subprocess.Popen([pyspy, "record", "--pid", str(broker.pid), "--format", "raw", "--rate", str(rate),
+                                "--nonblocking", "--duration", str(dur), "-o", raw],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            res = qos0(broker, opts)
+        finally:
+            try:
+                _out, err = rec.communicate(timeout=dur + 30)
+            except subprocess.TimeoutExpired:
+                rec.kill()
+                _out, err = rec.communicate(timeout=10)
     finally:
-        broker.stop()
-    return f"QoS 0 under cProfile: {res}\n" + _cprofile_top(stats, top)
+        brokers.cleanup(broker)
+    if not (os.path.exists(raw) and os.path.getsize(raw)):
+        return "py-spy failed: " + err.decode(errors="replace")[-500:]
+    head = (f"nanomq-twisted ({'bare' if bare else 'shipped'} config) under qos0 with py-spy at {rate} Hz: "
+            f"{res['qos0.msgs_s']:,.0f} msg/s, lost {res['qos0.lost']}, broker CPU {res['qos0.broker_cpu_pct']:.0f}%, "
+            f"generator CPU {res['qos0.gen_cpu_pct']:.0f}%\nraw samples: {raw}\n")
+    return head + top_functions(raw)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--bare", action="store_true")
+    ap.add_argument("--out", default=None, help="directory for the raw py-spy output")
+    args = ap.parse_args()
+    brokers.raise_nofile()
+    try:
+        print(profile_qos0(Opts(quick=args.quick), bare=args.bare, out_dir=args.out))
+    finally:
+        brokers.stop_all()
 
 
 if __name__ == "__main__":
-    print(profile_qos0("--quick" in sys.argv))
+    main()
