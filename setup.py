@@ -7,11 +7,14 @@
 
 from setuptools import find_packages, setup
 
+with open("README.md", encoding="utf-8") as readme:
+    README = readme.read()
+
 setup(
     name="nanomq-twisted",
     version="0.1.0",
     description="A NanoMQ-compatible MQTT 3.1/3.1.1/5.0 broker on Twisted",
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=README,
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(exclude=["tests", "tests.*", "bench", "bench.*"])
@@ -42,6 +45,7 @@ setup(
             "hypothesis>=6.100,<7",
             "cryptography>=42",
             "schemathesis>=4.0,<5",
+            "ruff>=0.17,<0.18",
         ],
     },
     entry_points={

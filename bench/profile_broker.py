@@ -1,14 +1,15 @@
-"""Where does nanomq-twisted spend its time under QoS 0 load?
+"""Where does nanomq-twisted spend its time under load?
 
 Starts a fresh nanomq-twisted on the shipped config (``--bare``: minimal
-config), runs the ``qos0`` scenario against it while ``py-spy record
+config), runs one scenario (``--scenario``, default ``qos0``) against it
+while ``py-spy record
 --format raw --nonblocking`` samples it (sampling, so the hot path is not
 distorted the way cProfile's per-call hooks distort it), then sums the
 samples per function: "own" = the function is the leaf frame, "total" =
 anywhere on the stack.  Prints the top 15 by own time.  Throughput of this
 run is printed but not part of the table (py-spy costs some CPU).
 
-    python bench/profile_broker.py [--quick] [--bare] [--out DIR]
+    python bench/profile_broker.py [--quick] [--bare] [--scenario NAME] [--out DIR]
 """
 
 import argparse
@@ -23,7 +24,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import brokers
-from scenarios import Opts, qos0
+from scenarios import SCENARIOS, Opts
 
 
 def top_functions(raw_path, n=15):
@@ -50,13 +51,13 @@ def top_functions(raw_path, n=15):
     return "\n".join(lines)
 
 
-def profile_qos0(opts, bare=False, out_dir=None, rate=200):
+def profile_qos0(opts, bare=False, out_dir=None, rate=200, scenario="qos0"):
     pyspy = shutil.which("py-spy")
     if not pyspy:
         return "py-spy not installed (pip install py-spy): no profile"
     out_dir = out_dir or tempfile.mkdtemp(prefix="nanomq-prof-")
     os.makedirs(out_dir, exist_ok=True)
-    raw = os.path.join(out_dir, "nanomq-qos0.pyspy.txt")
+    raw = os.path.join(out_dir, f"nanomq-{scenario}.pyspy.txt")
     broker = brokers.start("nanomq-twisted", bare=bare)
     err = b""
     try:
@@ -65,7 +66,7 @@ def profile_qos0(opts, bare=False, out_dir=None, rate=200):
                                 "--nonblocking", "--duration", str(dur), "-o", raw],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            res = qos0(broker, opts)
+            res = SCENARIOS[scenario](broker, opts)
         finally:
             try:
                 _out, err = rec.communicate(timeout=dur + 30)
@@ -76,9 +77,11 @@ def profile_qos0(opts, bare=False, out_dir=None, rate=200):
         brokers.cleanup(broker)
     if not (os.path.exists(raw) and os.path.getsize(raw)):
         return "py-spy failed: " + err.decode(errors="replace")[-500:]
-    head = (f"nanomq-twisted ({'bare' if bare else 'shipped'} config) under qos0 with py-spy at {rate} Hz: "
-            f"{res['qos0.msgs_s']:,.0f} msg/s, lost {res['qos0.lost']}, broker CPU {res['qos0.broker_cpu_pct']:.0f}%, "
-            f"generator CPU {res['qos0.gen_cpu_pct']:.0f}%\nraw samples: {raw}\n")
+    figures = ", ".join(f"{k.split('.', 1)[1]} {v:,.0f}" for k, v in res.items()
+                        if isinstance(v, (int, float)) and k.endswith(("msgs_s", "p50_us", "p99_us",
+                                                                        "lost", "cpu_pct")))
+    head = (f"nanomq-twisted ({'bare' if bare else 'shipped'} config) under {scenario} with py-spy at "
+            f"{rate} Hz: {figures}\nraw samples: {raw}\n")
     return head + top_functions(raw)
 
 
@@ -87,10 +90,12 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--bare", action="store_true")
     ap.add_argument("--out", default=None, help="directory for the raw py-spy output")
+    ap.add_argument("--scenario", default="qos0", choices=sorted(SCENARIOS))
     args = ap.parse_args()
     brokers.raise_nofile()
     try:
-        print(profile_qos0(Opts(quick=args.quick), bare=args.bare, out_dir=args.out))
+        print(profile_qos0(Opts(quick=args.quick), bare=args.bare, out_dir=args.out,
+                           scenario=args.scenario))
     finally:
         brokers.stop_all()
 

@@ -101,6 +101,9 @@ class Outgoing:
             == (other.topic, other.qos, other.retain, other.invalid)
         )
 
+    # Compared by value, so not hashable (as a dataclass with eq would be).
+    __hash__ = None
+
     def __repr__(self):
         invalid = ", invalid" if self.invalid else ""
         return f"Outgoing({self.topic!r}, qos={self.qos}, retain={self.retain!r}{invalid})"

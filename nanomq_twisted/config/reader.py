@@ -275,7 +275,7 @@ class Node:
         return converted
 
     def _check_range(self, name, number, minimum, maximum):
-        if minimum is not None and number < minimum or maximum is not None and number > maximum:
+        if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
             if maximum is None:
                 expect = f">= {minimum}"
             elif minimum is None:

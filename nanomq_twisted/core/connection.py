@@ -415,7 +415,7 @@ class ClientConnection:
         if events.client_connect:
             events.emit("client_connect", conn=self, now=now)
         result = self.broker.authenticator.authenticate(
-            self.info, lambda code: self._auth_answered(code)
+            self.info, self._auth_answered
         )
         if result is not PENDING:
             self.auth_done(result, now)

@@ -138,7 +138,7 @@ class RulesService(MultiService):
         self.reactor = reactor
         #: ``local_ports()``: the TCP ports this broker listens on, so a
         #: republish to one of them is routed in-process (app.py).
-        self.local_ports = local_ports or (lambda: set())
+        self.local_ports = local_ports or set
         self.engine = RuleEngine()
         self.actions = {}  # rule id -> action
         self.sqlite_path = DEFAULT_SQLITE_PATH

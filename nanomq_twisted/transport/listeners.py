@@ -12,20 +12,20 @@ out of ``twistd`` start-up, and ``listening`` is a Deferred of the
 
 from twisted.application.service import Service
 from twisted.internet import defer
-from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.logger import Logger
+
+from .direct import DirectTCPServerEndpoint
 
 
 def tcp_endpoint(reactor, host, port, backlog=1024):
-    """A TCP server endpoint; IPv6 when ``host`` contains a colon.
+    """A TCP server endpoint (IPv6 when ``host`` is an IPv6 address)
+    whose connections write at once (transport/direct.py).
 
     The backlog comes from the listener config: Twisted's default of 50
     overflows under a burst of a few hundred connects.
     """
     host = host or "0.0.0.0"
-    if ":" in host:
-        return TCP6ServerEndpoint(reactor, port, backlog=backlog, interface=host)
-    return TCP4ServerEndpoint(reactor, port, backlog=backlog, interface=host)
+    return DirectTCPServerEndpoint(reactor, port, backlog=backlog, interface=host)
 
 
 class ListenerService(Service):
