@@ -85,18 +85,26 @@ def _pub_ack_codec(cls, ptype, first, codes):
         return cls(pid, code, props)
 
     def encode(packet, level):
-        head = wire.U16.pack(packet.packet_id)
-        if level != 5:
-            return bytes((first, 2)) + head
         props = packet.properties
-        if props:
-            return _frame(first, head + bytes((packet.reason_code,))
-                          + encode_properties(props))
-        if packet.reason_code:
-            return bytes((first, 3)) + head + bytes((packet.reason_code,))
-        return bytes((first, 2)) + head
+        if props and level == 5:
+            return _frame(first, wire.U16.pack(packet.packet_id)
+                          + bytes((packet.reason_code,)) + encode_properties(props))
+        return ack_bytes(first, packet.packet_id, packet.reason_code, level == 5)
 
     return decode, encode
+
+
+#: First bytes of PUBACK, PUBREC, PUBREL and PUBCOMP [MQTT-2.1.2].
+PUBACK_FIRST, PUBREC_FIRST, PUBREL_FIRST, PUBCOMP_FIRST = 0x40, 0x50, 0x62, 0x70
+
+
+def ack_bytes(first, packet_id, reason_code=0, v5=False):
+    """A publish acknowledgement without properties, straight to bytes:
+    the hot path of QoS 1/2 (no packet object).  Reason 0 is the short
+    form in 5.0 too [MQTT-3.4.2.1]; 3.x has no reason code."""
+    if v5 and reason_code:
+        return bytes((first, 3, packet_id >> 8, packet_id & 0xFF, reason_code))
+    return bytes((first, 2, packet_id >> 8, packet_id & 0xFF))
 
 
 decode_puback, encode_puback = _pub_ack_codec(Puback, PUBACK, 0x40,

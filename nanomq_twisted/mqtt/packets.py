@@ -14,10 +14,11 @@ Properties that may appear more than once hold a list: ``user_property`` is
 a list of ``(name, value)`` string pairs, ``subscription_identifier`` in a
 PUBLISH is a list of ints.  An absent property is an absent key.
 
-The classes are slotted dataclasses.  ``Publish`` is the one object created
-per message on the hot path, so it is *not* frozen (a frozen dataclass pays
-``object.__setattr__`` per field in ``__init__``); treat every packet as
-immutable all the same and use ``dataclasses.replace`` to derive variants.
+The classes are slotted dataclasses.  ``Publish`` and the four publish
+acknowledgements are created per message on the hot path, so they are
+*not* frozen (a frozen dataclass pays ``object.__setattr__`` per field in
+``__init__``); treat every packet as immutable all the same and use
+``dataclasses.replace`` to derive variants.
 """
 
 from dataclasses import dataclass, field
@@ -113,7 +114,7 @@ class Publish:
     type = PUBLISH
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Puback:
     packet_id: int
     reason_code: int = 0
@@ -121,7 +122,7 @@ class Puback:
     type = PUBACK
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Pubrec:
     packet_id: int
     reason_code: int = 0
@@ -129,7 +130,7 @@ class Pubrec:
     type = PUBREC
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Pubrel:
     packet_id: int
     reason_code: int = 0
@@ -137,7 +138,7 @@ class Pubrel:
     type = PUBREL
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Pubcomp:
     packet_id: int
     reason_code: int = 0
