@@ -15,10 +15,15 @@ class FakeSink:
     def __init__(self):
         self.data = bytearray()
         self.closed = False
+        self.timed_out_waiting_for = None
 
     def send(self, chunks):
         for chunk in chunks:
             self.data += chunk
 
     def close(self):
+        self.closed = True
+
+    def timed_out(self, what):
+        self.timed_out_waiting_for = what
         self.closed = True

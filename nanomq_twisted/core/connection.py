@@ -22,7 +22,8 @@ pipelined after CONNECT while the authenticator answers, or a PUBLISH or
 SUBSCRIBE while an asynchronous ACL fetches its decision -- wait in one
 queue (``_held``) and are replayed in order; the packets after a held one
 wait behind it, so order is never broken.  Acknowledgements that must wait
-for the store (``sqlite.sync_ack``) wait in ``_acks``, in order too.
+for the store (``sqlite.sync_ack``) wait in `InboundPublishes`, in order
+too.
 
 Errors.  Protocol violations raise ``MqttError``; ``protocol_error`` is the
 one mapping from an error to the wire (like ``read_handle.c``'s tail in
@@ -32,13 +33,13 @@ code, a 3.x client a plain close [MQTT-4.13.1-1].
 """
 
 from ..mqtt import reason_codes as rc
+from ..mqtt.ack_codec import PUBREL_FIRST, ack_bytes
 from ..mqtt.codec import encode
 from ..mqtt.errors import MqttError, ProtocolError
 from ..mqtt.packets import (
     AUTH,
     CONNECT,
     DISCONNECT,
-    MQTT_5,
     PINGREQ,
     PUBACK,
     PUBCOMP,
@@ -50,19 +51,20 @@ from ..mqtt.packets import (
     Connack,
     Disconnect,
     Pingresp,
-    Puback,
-    Pubcomp,
-    Pubrec,
-    Pubrel,
-    Suback,
-    Unsuback,
 )
-from ..mqtt.topics import is_shared, validate_topic_filter
-from .auth import PENDING
-from .info import NO_TRANSPORT, ConnectInfo
-from .message import Message, forwarded_properties, with_packet_id
-
-NEW, AUTHENTICATING, CONNECTED, CLOSED = range(4)
+from .connect import (
+    AUTHENTICATING,
+    CLOSED,
+    CONNECTED,
+    NEW,
+    accept_connect,
+    finish_connect,
+    refuse_over_limit,
+)
+from .inbound import InboundPublishes
+from .info import NO_TRANSPORT
+from .message import with_packet_id
+from .subscribing import subscribe_request, unsubscribe_request
 
 #: Largest packet the protocol allows (remaining length limit plus header).
 ABSOLUTE_MAX_PACKET = 268435460
@@ -84,6 +86,43 @@ class ClientConnection:
     accepted, and its CONNECT is refused.
     """
 
+    # Thousands of these live at once: slots keep each one small.
+    __slots__ = (
+        "__weakref__",
+        "_deadline",
+        "_held",
+        "aliases_out",
+        "broker",
+        "clean_start",
+        "client_id",
+        "connected_at",
+        "dirty",
+        "disconnect_reason",
+        "graceful",
+        "inbound",
+        "info",
+        "keepalive",
+        "last_rx",
+        "level",
+        "max_outgoing",
+        "outbox",
+        "outbox_bytes",
+        "over_limit",
+        "paused",
+        "receive_maximum",
+        "request_problem_information",
+        "server_keepalive",
+        "session",
+        "sink",
+        "state",
+        "topic_alias_max",
+        "transport",
+        "username",
+        "v5",
+        "will",
+        "will_delay",
+    )
+
     def __init__(self, broker, sink, transport=NO_TRANSPORT, over_limit=False):
         self.broker = broker
         self.sink = sink
@@ -104,7 +143,6 @@ class ClientConnection:
         self.max_outgoing = ABSOLUTE_MAX_PACKET
         self.topic_alias_max = 0
         self.request_problem_information = True
-        self.aliases_in = {}
         self.aliases_out = {}  # topic -> alias we assigned towards the client
         self.connected_at = None
         self.disconnect_reason = None
@@ -118,13 +156,12 @@ class ClientConnection:
         self.paused = False
         # Input waiting for its turn, in order (module docstring).
         self._held = None
-        # PUBACK/PUBREC waiting for the store: [packet, ready] in order.
-        self._acks = None
-        # Inbound flow control [MQTT-4.9]: QoS 1 PUBACKs not yet sent and
-        # the QoS 2 packet ids received on this connection whose PUBCOMP is
-        # not yet sent; together at most our Receive Maximum.
-        self._unsent_pubacks = 0
-        self._inbound_qos2 = set()
+        #: When the client last sent anything (the adapter sets it).
+        self.last_rx = 0.0
+        # The CONNECT deadline, then the keepalive check (`TimerHandle`).
+        self._deadline = None
+        #: PUBLISHes from the client (`InboundPublishes`).
+        self.inbound = InboundPublishes(self)
 
     @property
     def peer(self):
@@ -204,7 +241,7 @@ class ClientConnection:
         if session is not None and session.conn is self:
             session.pump(now)
 
-    def _close(self):
+    def close_now(self):
         """Send what is queued (a DISCONNECT, a CONNACK) and close."""
         if self.outbox:
             outbox = self.outbox
@@ -262,13 +299,13 @@ class ClientConnection:
                 if acl.asynchronous and not self._acl_ready(acl, packet):
                     self._hold(packet)
                     return
-                self._on_publish(packet, now)
+                self.inbound.publish(packet, now)
             elif ptype == PUBACK:
                 self.session.on_puback(packet.packet_id, now)
             elif ptype == PUBREC:
                 self._on_pubrec(packet, now)
             elif ptype == PUBREL:
-                self._on_pubrel(packet, now)
+                self.inbound.pubrel(packet, now)
             elif ptype == PUBCOMP:
                 self.session.on_pubcomp(packet.packet_id, now)
             elif ptype == SUBSCRIBE:
@@ -276,9 +313,9 @@ class ClientConnection:
                 if acl.asynchronous and not self._acl_ready(acl, packet):
                     self._hold(packet)
                     return
-                self._on_subscribe(packet, now)
+                subscribe_request(self, packet, now)
             elif ptype == UNSUBSCRIBE:
-                self._on_unsubscribe(packet, now)
+                unsubscribe_request(self, packet, now)
             elif ptype == PINGREQ:
                 self.send(Pingresp())
             elif ptype == DISCONNECT:
@@ -293,9 +330,9 @@ class ClientConnection:
             if packet.type != CONNECT:
                 raise ProtocolError("first packet must be CONNECT [MQTT-3.1.0-1]")
             if self.over_limit:
-                self._refuse_over_limit(packet, now)
+                refuse_over_limit(self, packet, now)
                 return
-            self._on_connect(packet, now)
+            accept_connect(self, packet, now)
         elif state == AUTHENTICATING:
             # Pipelined after CONNECT; replayed once authentication is done.
             self._hold(packet)
@@ -308,7 +345,7 @@ class ClientConnection:
             raise MqttError(rc.QUOTA_EXCEEDED, "too many packets waiting for their turn")
         held.append(packet)
 
-    def _replay(self, now):
+    def replay_held(self, now):
         """Handle the held packets in order, until one has to wait again."""
         held, self._held = self._held, None
         if not held:
@@ -321,12 +358,16 @@ class ClientConnection:
                 return
             self.receive(packet, now)
 
+    def drop_held(self):
+        """Forget the held input: the connection ends before its turn."""
+        self._held = None
+
     def _resume(self, now):
         """Replay held input from outside the adapter's packet loop (an
         authenticator or ACL answering); errors end the connection here, as
         they would in the loop."""
         try:
-            self._replay(now)
+            self.replay_held(now)
         except MqttError as error:
             self.protocol_error(error, now)
         except Exception as exc:  # noqa: BLE001 -- counted, reported, then 0x80
@@ -339,11 +380,9 @@ class ClientConnection:
         """Ask an asynchronous ACL to have decisions ready for ``packet``.
         False: this connection's packets wait, in order, until it answers."""
         if packet.type == PUBLISH:
-            topic = packet.topic
-            if not topic and self.v5 and packet.properties:
-                topic = self.aliases_in.get(packet.properties.get("topic_alias"))
+            topic = self.inbound.topic_of(packet)
             if not topic:
-                return True  # _on_publish raises the protocol error
+                return True  # InboundPublishes.publish raises the error
             action, topics = "publish", (topic,)
         else:
             action = "subscribe"
@@ -354,80 +393,9 @@ class ClientConnection:
         if self.state == CONNECTED and self._held is not None:
             self._resume(self.broker.now())
 
-    # -- CONNECT -------------------------------------------------------------
+    # -- CONNECT (core/connect.py) ------------------------------------------
 
-    def _on_connect(self, connect, now):
-        self.level = connect.protocol_level
-        self.v5 = self.level == MQTT_5
-        props = connect.properties
-        self.keepalive = connect.keepalive
-        limits = self.broker.limits
-        # A 5.0 server may impose its own keepalive with Server Keep Alive
-        # in CONNACK [MQTT-3.2.2-21]; ``mqtt.max_keepalive`` caps it (a
-        # client asking for 0, "never", gets the cap too).
-        limit = limits.server_keep_alive
-        self.server_keepalive = None
-        if self.v5 and limit and (self.keepalive == 0 or self.keepalive > limit):
-            self.keepalive = self.server_keepalive = limit
-        self.clean_start = connect.clean_start
-        # A TLS listener's use_identity_as_username: the certificate's CN.
-        identity = self.transport.tls_identity
-        self.username = identity if identity is not None else connect.username
-        client_id = connect.client_id
-        assigned = False
-        if not client_id:
-            if not self.v5 and not connect.clean_start:
-                # [MQTT-3.1.3-8]: a 3.1.1 client with CleanSession=0 must
-                # supply an id.  NanoMQ invents one; we follow the spec.
-                self.info = self._connect_info(connect, None, False)
-                self._refuse(rc.CLIENT_IDENTIFIER_NOT_VALID, now)
-                return
-            client_id = self.broker.assign_client_id()
-            assigned = True
-        self.client_id = client_id
-        self.info = self._connect_info(connect, client_id, assigned)
-        # ``mqtt.max_inflight_window`` bounds the QoS 1/2 messages in flight
-        # towards any client; the rest wait in the queue.
-        window = limits.receive_maximum
-        if self.v5:
-            if "authentication_method" in props:
-                self._refuse(rc.BAD_AUTHENTICATION_METHOD, now)
-                return
-            # Never more in flight than the client allows [MQTT-3.3.4-9], nor
-            # than our own window.
-            self.receive_maximum = min(props.get("receive_maximum", 65535), window)
-            if "maximum_packet_size" in props:
-                self.max_outgoing = props["maximum_packet_size"]
-            else:
-                self.max_outgoing = self.broker.config.client_max_packet_size
-            self.topic_alias_max = props.get("topic_alias_maximum", 0)
-            self.request_problem_information = bool(
-                props.get("request_problem_information", 1)
-            )
-        else:
-            self.max_outgoing = self.broker.config.client_max_packet_size
-            self.receive_maximum = window
-        self.will = connect.will
-        if connect.will is not None and self.v5:
-            self.will_delay = connect.will.properties.get("will_delay_interval", 0)
-        self.state = AUTHENTICATING
-        events = self.broker.events
-        if events.client_connect:
-            events.emit("client_connect", conn=self, now=now)
-        result = self.broker.authenticator.authenticate(
-            self.info, self._auth_answered
-        )
-        if result is not PENDING:
-            self.auth_done(result, now)
-
-    def _connect_info(self, connect, client_id, assigned):
-        return ConnectInfo(
-            client_id, self.username, connect.password, self.level,
-            connect.protocol_name, connect.clean_start, self.keepalive,
-            connect.properties, self.transport, assigned, connect.will,
-        )
-
-    def _auth_answered(self, code):
+    def authenticator_answered(self, code):
         """An asynchronous authenticator answered, outside the packet loop."""
         now = self.broker.now()
         try:
@@ -437,244 +405,17 @@ class ClientConnection:
 
     def auth_done(self, code, now):
         """Finish CONNECT once the authenticator has answered."""
-        if self.state != AUTHENTICATING:
-            return
-        if code != rc.SUCCESS:
-            self.broker.stats.auth_failures += 1
-            self._refuse(code, now)
-            return
-        session_present = self.broker.attach(self, now)
-        self.state = CONNECTED
-        self.connected_at = now
-        props = {}
-        if self.v5:
-            if self.info.assigned:
-                props["assigned_client_identifier"] = self.client_id
-            limits = self.broker.limits
-            # How many QoS 1/2 PUBLISHes it may have unacknowledged towards
-            # us; one more is DISCONNECT 0x93 [MQTT-3.3.4-7] (_on_publish).
-            props["receive_maximum"] = limits.receive_maximum
-            if limits.topic_alias_maximum:
-                props["topic_alias_maximum"] = limits.topic_alias_maximum
-            props["maximum_packet_size"] = limits.maximum_packet_size
-            if self.server_keepalive is not None:
-                props["server_keep_alive"] = self.server_keepalive
-        self.send(Connack(session_present, rc.SUCCESS, props))
-        self.broker.on_connected(self, now)
-        session = self.session
-        session.resend_inflight(now)
-        if not self.v5 and session.inflight:
-            # The 3.x retry timer was cancelled when the previous connection
-            # closed; re-arm it, or what was just resent is never retried.
-            self.broker.retry_needed(session, now)
-        session.pump(now)
-        self._replay(now)
+        if self.state == AUTHENTICATING:
+            finish_connect(self, code, now)
 
-    def _refuse(self, code, now):
-        """CONNACK with a failure code, then close [MQTT-3.2.2-6]."""
-        if self.v5:
-            self.send(Connack(False, code))
-        else:
-            self.send(Connack(False, rc.connack_code_for_v3(code)))
-        self.state = CLOSED
-        self.will = None
-        self._held = None
-        self.broker.on_refused(self, code, now)
-        self._close()
-
-    def _refuse_over_limit(self, connect, now):
-        """``max_connections`` reached: CONNACK 0x97 Quota exceeded (5.0) or
-        0x03 Server unavailable (3.x); the client never reaches the broker."""
-        self.level = connect.protocol_level
-        self.v5 = self.level == MQTT_5
-        code = rc.QUOTA_EXCEEDED if self.v5 else rc.CONNACK_REFUSED_SERVER_UNAVAILABLE
-        self.send(Connack(False, code))
-        self.state = CLOSED
-        self._close()
-
-    # -- PUBLISH (inbound) ---------------------------------------------------
-
-    def _on_publish(self, packet, now):
-        topic = packet.topic
-        props = packet.properties
-        broker = self.broker
-        if self.v5 and props:
-            alias = props.get("topic_alias")
-            if alias is not None:
-                if alias == 0 or alias > broker.limits.topic_alias_maximum:
-                    raise MqttError(rc.TOPIC_ALIAS_INVALID, "topic alias out of range")
-                if topic:
-                    self.aliases_in[alias] = topic
-                else:
-                    topic = self.aliases_in.get(alias)
-                    if topic is None:
-                        raise MqttError(rc.PROTOCOL_ERROR, "unknown topic alias")
-        qos = packet.qos
-        if qos and self.v5 and (
-            self._unsent_pubacks + len(self._inbound_qos2)
-            >= broker.limits.receive_maximum
-        ) and not (qos == 2 and packet.packet_id in self.session.awaiting_rel):
-            # One more unacknowledged QoS 1/2 PUBLISH than the Receive
-            # Maximum in our CONNACK [MQTT-3.3.4-7]; a DUP of a QoS 2
-            # message still awaiting PUBREL is no new one.
-            raise MqttError(
-                rc.RECEIVE_MAXIMUM_EXCEEDED,
-                "more unacknowledged QoS 1/2 PUBLISHes than Receive Maximum",
-            )
-        if not broker.acl.check(self, "publish", topic):
-            self._publish_denied(packet, now)
-            return
-        if qos == 2 and packet.packet_id in self.session.awaiting_rel:
-            # A DUP re-send of a message already routed [MQTT-4.3.3-10].
-            self._ack(Pubrec(packet.packet_id), False)
-            return
-        message = Message(
-            topic,
-            packet.payload,
-            qos,
-            packet.retain,
-            forwarded_properties(props) if self.v5 else None,
-            now,
-            self.client_id,
-            self.username,
-            packet.packet_id,
-        )
-        raw = packet.raw
-        # Forward the received bytes only when they are exactly what we would
-        # encode: QoS 0, no alias to resolve and no stray DUP bit, which a
-        # 3.1.1 client may set although it must not [MQTT-3.3.1-2].
-        if raw is not None and qos == 0 and not packet.dup and topic == packet.topic:
-            if not self.v5:
-                message.seed_wire_form(False, packet.retain, raw)
-            elif not props:
-                message.seed_wire_form(True, packet.retain, raw)
-        store = broker.store
-        changes = store.changes
-        matched = broker.publish(message, now)
-        if qos == 0:
-            return
-        code = rc.SUCCESS if matched or not self.v5 else rc.NO_MATCHING_SUBSCRIBERS
-        if qos == 1:
-            ack = Puback(packet.packet_id, code)
-        else:
-            self.session.rel_awaited(packet.packet_id, now)
-            self._inbound_qos2.add(packet.packet_id)
-            ack = Pubrec(packet.packet_id, code)
-        self._ack(ack, store.sync_ack and store.changes != changes)
-
-    def _ack(self, ack, durable):
-        """Send a PUBACK/PUBREC -- after the commit holding what the publish
-        stored when ``durable`` (``sqlite.sync_ack``); acks behind a held
-        one wait too, so they keep the order of the PUBLISHes
-        [MQTT-4.6.0-2]."""
-        if not durable and self._acks is None:
-            self.send(ack)
-            return
-        entry = [ack, not durable]
-        if self._acks is None:
-            self._acks = []
-        self._acks.append(entry)
-        if ack.type == PUBACK:
-            self._unsent_pubacks += 1
-        if durable:
-
-            def committed():
-                entry[1] = True
-                self._release_acks()
-
-            self.broker.store.after_commit(committed)
-
-    def _release_acks(self):
-        acks = self._acks
-        while acks and acks[0][1]:
-            ack = acks.pop(0)[0]
-            if ack.type == PUBACK:
-                self._unsent_pubacks -= 1
-            if self.state == CONNECTED:
-                self.send(ack)
-        if not acks:
-            self._acks = None
-
-    def _publish_denied(self, packet, now):
-        """ACL said no: 0x87 in the ack for 5.0, silence for 3.1.1, or a
-        disconnect, per ``auth.deny_action`` (see docs/compatibility.md)."""
-        if self.broker.deny_action == "disconnect":
-            raise MqttError(rc.NOT_AUTHORIZED, f"publish to {packet.topic!r} denied")
-        if packet.qos == 1:
-            self.send(Puback(packet.packet_id, rc.NOT_AUTHORIZED if self.v5 else 0))
-        elif packet.qos == 2:
-            if self.v5:
-                self.send(Pubrec(packet.packet_id, rc.NOT_AUTHORIZED))
-            else:
-                self.session.rel_awaited(packet.packet_id, now)
-                self.send(Pubrec(packet.packet_id))
-
-    def _on_pubrel(self, packet, now):
-        self._inbound_qos2.discard(packet.packet_id)
-        if not self.session.rel_done(packet.packet_id):
-            code = rc.PACKET_IDENTIFIER_NOT_FOUND if self.v5 else 0
-            self.send(Pubcomp(packet.packet_id, code))
-            return
-        self.send(Pubcomp(packet.packet_id))
+    # -- QoS 2 outbound: PUBREC from the client ----------------------------
 
     def _on_pubrec(self, packet, now):
-        if self.session.on_pubrec(packet.packet_id, packet.reason_code, now):
-            self.send(Pubrel(packet.packet_id))
-        elif packet.reason_code < 0x80 and packet.packet_id not in self.session.inflight:
-            if self.v5:
-                self.send(Pubrel(packet.packet_id, rc.PACKET_IDENTIFIER_NOT_FOUND))
-            else:
-                self.send(Pubrel(packet.packet_id))
-
-    # -- SUBSCRIBE / UNSUBSCRIBE ---------------------------------------------
-
-    def _on_subscribe(self, packet, now):
-        sub_id = packet.properties.get("subscription_identifier") if self.v5 else None
-        if sub_id == 0:
-            raise ProtocolError("Subscription Identifier 0 [MQTT-3.8.2.1.2]")
-        broker = self.broker
-        events = broker.events
-        if events.client_subscribe:
-            events.emit("client_subscribe", conn=self, packet=packet, now=now)
-        failure = rc.UNSPECIFIED_ERROR
-        denied = False
-        codes = []
-        granted = []
-        for option in packet.subscriptions:
-            topic_filter = option.topic_filter
-            if not validate_topic_filter(topic_filter):
-                codes.append(rc.TOPIC_FILTER_INVALID if self.v5 else failure)
-                continue
-            if option.no_local and is_shared(topic_filter):
-                # [MQTT-3.8.3-4]
-                raise ProtocolError("No Local on a shared subscription")
-            if not broker.acl.check(self, "subscribe", topic_filter):
-                # SUBACK 0x87 (0x80 for 3.1.1), then, with deny_action =
-                # disconnect, DISCONNECT 0x87 (docs/compatibility.md).
-                denied = True
-                codes.append(rc.NOT_AUTHORIZED if self.v5 else failure)
-                continue
-            qos = min(option.qos, 2)
-            codes.append(qos)
-            granted.append((option, qos))
-        # SUBACK first: retained messages follow it, so the client knows
-        # the subscription is in place when they arrive.
-        self.send(Suback(packet.packet_id, tuple(codes)))
-        for option, qos in granted:
-            broker.subscribe(self.session, option, qos, sub_id, now)
-        if denied and broker.deny_action == "disconnect":
-            raise MqttError(rc.NOT_AUTHORIZED, "subscribe denied")
-
-    def _on_unsubscribe(self, packet, now):
-        broker = self.broker
-        events = broker.events
-        if events.client_unsubscribe:
-            events.emit("client_unsubscribe", conn=self, packet=packet, now=now)
-        codes = []
-        for topic_filter in packet.topic_filters:
-            existed = broker.unsubscribe(self.session, topic_filter)
-            codes.append(rc.SUCCESS if existed else rc.NO_SUBSCRIPTION_EXISTED)
-        self.send(Unsuback(packet.packet_id, tuple(codes) if self.v5 else ()))
+        pid = packet.packet_id
+        if self.session.on_pubrec(pid, packet.reason_code, now):
+            self.write(ack_bytes(PUBREL_FIRST, pid))
+        elif packet.reason_code < 0x80 and pid not in self.session.inflight:
+            self.write(ack_bytes(PUBREL_FIRST, pid, rc.PACKET_IDENTIFIER_NOT_FOUND, self.v5))
 
     # -- DISCONNECT, errors and closing --------------------------------------
 
@@ -693,7 +434,7 @@ class ClientConnection:
             self.will = None
         self.graceful = True
         self.disconnect_reason = packet.reason_code
-        self._close()
+        self.close_now()
 
     def protocol_error(self, error, now):
         """The one place an ``MqttError`` becomes wire behaviour."""
@@ -713,7 +454,48 @@ class ClientConnection:
                 props["reason_string"] = reason_string
             self.send(Disconnect(reason_code, props))
         self.disconnect_reason = reason_code
-        self._close()
+        self.close_now()
+
+    # -- deadlines: CONNECT timeout, keepalive ---------------------------------
+
+    def accepted(self, now, connect_timeout):
+        """The network connection is open: a CONNECT must come within
+        ``connect_timeout`` seconds, or the connection is closed."""
+        self.last_rx = now
+        self._deadline = self.broker.timers.call_at(
+            now + connect_timeout, self._connect_deadline
+        )
+
+    def _connect_deadline(self, now):
+        self._deadline = None
+        if self.state == NEW:
+            self.sink.timed_out("CONNECT")
+
+    def start_keepalive(self, now):
+        """The CONNECT arrived: keepalive counts from it [MQTT-3.1.2-24].
+
+        One core timer per connection, checked at most once per timeout:
+        rather than pushing a deadline back on every packet, the check
+        compares with ``last_rx`` and re-arms for the rest."""
+        deadline = self._deadline
+        if deadline is not None:
+            deadline.cancel()
+            self._deadline = None
+        timeout = self.keepalive_timeout
+        if timeout:
+            self._deadline = self.broker.timers.call_at(
+                self.last_rx + timeout, self._keepalive_deadline
+            )
+
+    def _keepalive_deadline(self, now):
+        self._deadline = None
+        if self.state == CLOSED:
+            return
+        due = self.last_rx + self.keepalive_timeout
+        if now >= due:
+            self.keepalive_expired(now)
+        else:
+            self._deadline = self.broker.timers.call_at(due, self._keepalive_deadline)
 
     def keepalive_expired(self, now):
         """No packet within keepalive × multiplier [MQTT-3.1.2-22]."""
@@ -729,6 +511,9 @@ class ClientConnection:
         state = self.state
         self.state = CLOSED
         self._held = None
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
         self.outbox = []
         self.outbox_bytes = 0
         if state == CONNECTED:

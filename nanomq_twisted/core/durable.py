@@ -22,7 +22,7 @@ session holds none, so persistence costs it nothing.
 """
 
 from .outbound import Flow
-from .session import Session
+from .session import NO_QUEUE, Session
 
 #: v3.1.1 persistent sessions never expire; v5 uses this value for "never".
 NEVER_EXPIRES = 0xFFFFFFFF
@@ -103,12 +103,11 @@ class Durability:
             journal.sent(flow.seq, flow.packet_id)
             if flow.released:
                 journal.released(flow.seq)
-        queue = session.queue
-        entries = list(queue)
-        queue.clear()
+        entries = list(session.queue)
+        session.queue = NO_QUEUE
         for message, qos, retain, sub_ids, _seq in entries:
             seq = journal.queued(message, qos, retain, sub_ids) if qos else None
-            queue.append((message, qos, retain, sub_ids, seq))
+            session.append_queued((message, qos, retain, sub_ids, seq))
 
     # -- restore ---------------------------------------------------------------
 
@@ -136,7 +135,7 @@ class Durability:
         for seq, message, qos, retain, sub_ids, pid, released in messages:
             journal.seq = max(journal.seq, seq)
             if pid is None:
-                session.queue.append((message, qos, retain, sub_ids, seq))
+                session.append_queued((message, qos, retain, sub_ids, seq))
                 continue
             flow = Flow(message, qos, retain, sub_ids, 0.0, seq)
             flow.packet_id = pid

@@ -38,6 +38,10 @@ class IConnectionSink(Interface):
         """Close the network connection.  The adapter reports the end
         later with ``ClientConnection.connection_lost``."""
 
+    def timed_out(what):
+        """The client did not send ``what`` (``"CONNECT"``) in time: say so
+        in the log (the core has no logger) and close."""
+
 
 class IStore(Interface):
     """The persistence the core reports to (core/store.py, ``StoreOps``)."""

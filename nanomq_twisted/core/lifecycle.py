@@ -87,8 +87,8 @@ class SessionLifecycle:
         if handle is None:
             return
         session.will_timer = None
-        handle.cancel()
         _session, will, username = handle.args
+        handle.cancel()
         self.publish_will(will, session.client_id, username, now)
 
     def publish_will(self, will, client_id, username, now):

@@ -92,10 +92,16 @@ class Message:
     def expired(self, now):
         return self.expiry_at is not None and now >= self.expiry_at
 
-    def seed_wire_form(self, v5, retain, data):
-        """Record ``data`` as the exact QoS 0 form for (v5, retain) with no
-        subscription identifiers (used to forward received bytes as is)."""
-        self._variants[(v5, 0, retain, None, None)] = data
+    def seed_wire_form(self, v5, qos, retain, data):
+        """Record ``data``, a received PUBLISH with no properties and no DUP
+        bit, as the form for (v5, qos, retain) with no subscription
+        identifiers: forwarded as is at QoS 0, or as the template whose
+        packet id is patched per subscriber at QoS 1/2 (``with_packet_id``).
+        """
+        if not qos:
+            self._variants[(v5, 0, retain, None, None)] = data
+            return
+        self._variants[(v5, qos, retain, None, None)] = (data, _packet_id_offset(data))
 
     def _properties_for(self, sub_ids, now):
         props = self.properties
@@ -158,15 +164,19 @@ class Message:
             data = encode_publish(
                 self.topic, self.payload, qos, retain, False, 1, props, 5 if v5 else 4
             )
-            # Fixed header byte, remaining-length varint, 2-byte topic length,
-            # topic: the packet id follows [MQTT-3.3.2].
-            pos = 1
-            while data[pos] & 0x80:
-                pos += 1
-            offset = pos + 1 + 2 + (data[pos + 1] << 8 | data[pos + 2])
-            entry = (data, offset)
+            entry = (data, _packet_id_offset(data))
             self._variants[key] = entry
         return entry
+
+
+def _packet_id_offset(data):
+    """Where the packet id of the QoS 1/2 PUBLISH ``data`` sits: after the
+    fixed header byte, the remaining-length varint and the length-prefixed
+    topic [MQTT-3.3.2]."""
+    pos = 1
+    while data[pos] & 0x80:
+        pos += 1
+    return pos + 1 + 2 + (data[pos + 1] << 8 | data[pos + 2])
 
 
 def with_packet_id(template, packet_id, dup=False):

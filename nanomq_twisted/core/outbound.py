@@ -22,7 +22,6 @@ Ids are allocated round robin, so a just-finished id is not reused at once.
 Pure: no I/O, no clock; ``now`` comes in with each call.
 """
 
-from collections import OrderedDict
 
 #: Packet identifiers are 1..65535 [MQTT-2.2.1].
 MAX_PACKET_ID = 65535
@@ -72,7 +71,7 @@ class OutboundFlows:
     __slots__ = ("_next_id", "inflight")
 
     def __init__(self):
-        self.inflight = OrderedDict()
+        self.inflight = {}
         self._next_id = 1
 
     def __len__(self):

@@ -34,7 +34,11 @@ class TimerHandle:
         self.cancelled = False
 
     def cancel(self):
+        # The heap keeps the entry until its time comes; let go of what it
+        # would call so a closed connection is not kept alive until then.
         self.cancelled = True
+        self.fn = None
+        self.args = ()
 
 
 class TimerQueue:

@@ -11,10 +11,10 @@ which hands each connection that has output its whole outbox once
 
 What the core decides, it decides: errors become wire behaviour in
 ``ClientConnection.protocol_error``, the ``max_connections`` refusal in the
-core's CONNECT handling, congestion from the core's outbox.  The adapter
-adds the two deadlines that need a clock -- the CONNECT timeout and the
-keepalive check -- and turns the transport's flow control into the core's:
-the protocol registers as a streaming producer on its own transport; when
+core's CONNECT handling, congestion from the core's outbox.  The CONNECT
+timeout and the keepalive check are core timers too (``ClientConnection.
+accepted``/``start_keepalive``); the adapter only stamps ``last_rx``
+and turns the transport's flow control into the core's: the protocol registers as a streaming producer on its own transport; when
 Twisted's buffer passes its high-water mark it calls ``pauseProducing``
 (we stop reading from this client and tell the connection to keep output
 in its outbox), ``resumeProducing`` sends the outbox and lets the session
@@ -29,7 +29,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from ..core.connection import AUTHENTICATING, CONNECTED, NEW, ClientConnection
+from ..core.connection import ClientConnection
 from ..core.info import TransportInfo
 from ..core.interfaces import IConnectionSink
 from ..mqtt import reason_codes as rc
@@ -71,9 +71,6 @@ class MQTTServerProtocol(Protocol):
         self.tls = None
         self.conn = None
         self.decoder = None
-        self._last_rx = 0.0
-        self._keepalive_call = None
-        self._connect_call = None
         self._closing = False
 
     def tls_established(self, peer):
@@ -99,16 +96,15 @@ class MQTTServerProtocol(Protocol):
                                  tls.identity, local_port)
         self.conn = ClientConnection(self.broker, self, info, self.over_limit)
         self.decoder = Decoder(max_packet_size=self.broker.config.max_packet_size)
-        self._last_rx = self.clock.seconds()
-        self._connect_call = self.clock.callLater(self.connect_timeout, self._connect_timed_out)
+        self.conn.accepted(self.clock.seconds(), self.connect_timeout)
         transport.registerProducer(self, True)
 
     def dataReceived(self, data):
         now = self.clock.seconds()
-        self._last_rx = now
         broker = self.broker
         broker.stats.bytes_received += len(data)
         conn = self.conn
+        conn.last_rx = now
         receive = conn.receive
         decoder = self.decoder
         # ``mqtt.max_packet_size`` may change at run time (REST /reload).
@@ -132,16 +128,6 @@ class MQTTServerProtocol(Protocol):
         finally:
             broker.in_turn = False
             broker.flush()
-        if self._closing:
-            return
-        if self._connect_call is not None and conn.state != NEW:
-            self._connect_call.cancel()
-            self._connect_call = None
-            # Also while an asynchronous authenticator is still answering:
-            # keepalive counts from CONNECT [MQTT-3.1.2-24], and nothing
-            # would arm it once ``auth_done`` runs outside dataReceived.
-            if conn.state in (CONNECTED, AUTHENTICATING):
-                self._arm_keepalive()
 
     def connectionLost(self, reason):
         self._closing = True
@@ -149,11 +135,6 @@ class MQTTServerProtocol(Protocol):
         if factory is not None:
             factory.connection_closed(self)
             self.conn_factory = None
-        for name in ("_keepalive_call", "_connect_call"):
-            call = getattr(self, name)
-            if call is not None and call.active():
-                call.cancel()
-            setattr(self, name, None)
         if self.conn is not None:
             self.conn.connection_lost(self.clock.seconds())
             self.broker.flush()
@@ -169,30 +150,9 @@ class MQTTServerProtocol(Protocol):
             self._closing = True
             self.transport.loseConnection()
 
-    # -- timers ------------------------------------------------------------
-
-    def _connect_timed_out(self):
-        self._connect_call = None
-        self._log.info("No CONNECT from {peer} in time", peer=self.conn.peer)
+    def timed_out(self, what):
+        self._log.info("No {what} from {peer} in time", what=what, peer=self.conn.peer)
         self.close()
-
-    def _arm_keepalive(self):
-        timeout = self.conn.keepalive_timeout
-        if timeout:
-            self._keepalive_call = self.clock.callLater(timeout, self._keepalive_check)
-
-    def _keepalive_check(self):
-        """Fires at most once per timeout: instead of pushing a deadline back
-        on every packet, compare with the time of the last read."""
-        self._keepalive_call = None
-        now = self.clock.seconds()
-        timeout = self.conn.keepalive_timeout
-        idle = now - self._last_rx
-        if idle >= timeout:
-            self.conn.keepalive_expired(now)
-            self.close()
-        else:
-            self._keepalive_call = self.clock.callLater(timeout - idle, self._keepalive_check)
 
     # -- IPushProducer (our transport tells us its buffer is full) ---------
 

@@ -275,8 +275,8 @@ class TimerTests(SynchronousTestCase):
         self.broker.run_timers(10.0**9)
         self.assertIn("sub", self.broker.sessions)
 
-    def _unacked(self, level):
-        sub = Peer(self.broker, "sub", level=level)
+    def _unacked(self, level, keepalive=60):
+        sub = Peer(self.broker, "sub", level=level, keepalive=keepalive)
         sub.connect()
         sub.subscribe("t", 1)
         pub = Peer(self.broker, "pub")
@@ -300,9 +300,43 @@ class TimerTests(SynchronousTestCase):
         self.assertEqual(sub.received(), [])
 
     def test_v5_no_retry_while_connected_MQTT_4_4_0_1(self):
-        sub, _ = self._unacked(5)
+        # Keepalive 0: connected for good, however long nothing is said.
+        sub, _ = self._unacked(5, keepalive=0)
         self.broker.run_timers(1000.0)
         self.assertEqual(sub.received(), [])
+
+    def test_keepalive_deadline_is_a_core_timer_MQTT_3_1_2_22(self):
+        # Keepalive 10 times the default multiplier 1.5: silence for 15 s ends
+        # the connection; a packet meanwhile (last_rx, stamped by the
+        # adapter) moves the deadline.
+        peer = Peer(self.broker, "k", level=5, keepalive=10)
+        peer.connect(now=0.0)
+        peer.conn.last_rx = 5.0
+        self.broker.run_timers(15.0)
+        self.assertEqual(peer.received(), [])
+        self.broker.run_timers(20.0 - TICK)
+        self.assertEqual(peer.received(), [])
+        self.broker.run_timers(20.0)
+        (disconnect,) = peer.received()
+        self.assertEqual(disconnect.reason_code, 0x8D)
+        self.assertTrue(peer.sink.closed)
+
+    def test_connect_deadline(self):
+        sink = FakeSink()
+        conn = ClientConnection(self.broker, sink, TransportInfo(("127.0.0.1", 50001)))
+        conn.accepted(100.0, 10.0)
+        self.broker.run_timers(110.0 - TICK)
+        self.assertIsNone(sink.timed_out_waiting_for)
+        self.broker.run_timers(110.0)
+        self.assertEqual(sink.timed_out_waiting_for, "CONNECT")
+
+    def test_connect_deadline_cancelled_by_connect(self):
+        peer = Peer(self.broker, "c", keepalive=0)
+        peer.conn.accepted(0.0, 10.0)
+        peer.connect(now=1.0)
+        self.broker.run_timers(100.0)
+        self.assertIsNone(peer.sink.timed_out_waiting_for)
+        self.assertFalse(peer.sink.closed)
 
     def test_v311_retry_rearmed_after_reconnect(self):
         sub = Peer(self.broker, "sub", clean=False)

@@ -1,0 +1,184 @@
+# -*- test-case-name: tests.unit.test_broker,tests.unit.test_limits -*-
+"""
+PUBLISH from a client: topic aliases, flow control, authorisation, the
+acknowledgement, and the inbound half of QoS 2.
+
+`InboundPublishes` is the receiving side of one connection, made when it
+is accepted.  For each PUBLISH it
+
+1. resolves a Topic Alias [MQTT-3.3.2-10..12] (aliases are per connection);
+2. holds the client to our Receive Maximum [MQTT-3.3.4-7]: QoS 1 PUBACKs
+   not yet sent plus QoS 2 messages received on this connection whose
+   PUBCOMP is not yet sent are at most what our CONNACK allowed; one more
+   is ``MqttError(0x93)``;
+3. asks the ACL (``auth.deny_action``: 0x87 in the acknowledgement for
+   5.0, silence for 3.1.1, or a disconnect);
+4. routes the message (``Broker.publish``), reusing the received bytes as
+   the outgoing form when they are exactly what a subscriber of the same
+   protocol gets;
+5. acknowledges: PUBACK or PUBREC, written as bytes (no packet object on
+   this path), after the store's commit when ``sqlite.sync_ack`` says so.
+   Acknowledgements behind a held one wait too, so they keep the order of
+   the PUBLISHes [MQTT-4.6.0-2].
+
+QoS 2 is exactly once [MQTT-4.3.3]: a packet id stays in the session's
+``awaiting_rel`` from PUBREC to PUBREL, and a DUP re-send meanwhile is
+acknowledged again without being routed again [MQTT-4.3.3-10].
+"""
+
+from ..mqtt import reason_codes as rc
+from ..mqtt.ack_codec import PUBACK_FIRST, PUBCOMP_FIRST, PUBREC_FIRST, ack_bytes
+from ..mqtt.errors import MqttError
+from .message import Message, forwarded_properties
+
+
+class InboundPublishes:
+    """The receiving side of one connection (see the module docstring)."""
+
+    __slots__ = ("_acks", "_qos2", "_unsent_pubacks", "aliases", "conn")
+
+    def __init__(self, conn):
+        self.conn = conn
+        #: Topic Alias -> topic, as this client established them.
+        self.aliases = {}
+        # Acknowledgements waiting for the store: [first byte, bytes, ready].
+        self._acks = None
+        self._unsent_pubacks = 0
+        #: QoS 2 packet ids received on this connection, PUBCOMP not yet
+        #: sent; None until the first (an empty set is 200 bytes).
+        self._qos2 = None
+
+    def topic_of(self, packet):
+        """The topic a PUBLISH is for, its alias resolved if it has one it
+        may; None when only ``publish`` can say what is wrong."""
+        topic = packet.topic
+        if not topic and self.conn.v5 and packet.properties:
+            topic = self.aliases.get(packet.properties.get("topic_alias"))
+        return topic
+
+    def publish(self, packet, now):
+        conn = self.conn
+        broker = conn.broker
+        topic = packet.topic
+        props = packet.properties
+        v5 = conn.v5
+        if v5 and props:
+            alias = props.get("topic_alias")
+            if alias is not None:
+                if alias == 0 or alias > broker.limits.topic_alias_maximum:
+                    raise MqttError(rc.TOPIC_ALIAS_INVALID, "topic alias out of range")
+                if topic:
+                    self.aliases[alias] = topic
+                else:
+                    topic = self.aliases.get(alias)
+                    if topic is None:
+                        raise MqttError(rc.PROTOCOL_ERROR, "unknown topic alias")
+        qos = packet.qos
+        session = conn.session
+        if qos and v5 and (
+            self._unsent_pubacks + (len(self._qos2) if self._qos2 else 0)
+            >= broker.limits.receive_maximum
+        ) and not (qos == 2 and packet.packet_id in session.awaiting_rel):
+            # One more unacknowledged QoS 1/2 PUBLISH than the Receive
+            # Maximum in our CONNACK [MQTT-3.3.4-7]; a DUP of a QoS 2
+            # message still awaiting PUBREL is no new one.
+            raise MqttError(
+                rc.RECEIVE_MAXIMUM_EXCEEDED,
+                "more unacknowledged QoS 1/2 PUBLISHes than Receive Maximum",
+            )
+        if not broker.acl.check(conn, "publish", topic):
+            self._denied(packet, now)
+            return
+        pid = packet.packet_id
+        if qos == 2 and pid in session.awaiting_rel:
+            # A DUP re-send of a message already routed [MQTT-4.3.3-10].
+            self._ack(PUBREC_FIRST, pid, 0, False)
+            return
+        message = Message(
+            topic,
+            packet.payload,
+            qos,
+            packet.retain,
+            forwarded_properties(props) if v5 else None,
+            now,
+            conn.client_id,
+            conn.username,
+            pid,
+        )
+        raw = packet.raw
+        # Reuse the received bytes when they are exactly what we would
+        # encode: no alias to resolve, no properties, no stray DUP bit (a
+        # 3.1.1 client may set it on QoS 0 although it must not
+        # [MQTT-3.3.1-2]; on QoS 1/2 it is the publisher's, not ours).
+        if raw is not None and not packet.dup and topic == packet.topic and not (v5 and props):
+            message.seed_wire_form(v5, qos, packet.retain, raw)
+        store = broker.store
+        changes = store.changes
+        matched = broker.publish(message, now)
+        if qos == 0:
+            return
+        code = rc.SUCCESS if matched or not v5 else rc.NO_MATCHING_SUBSCRIBERS
+        if qos == 1:
+            first = PUBACK_FIRST
+        else:
+            session.rel_awaited(pid, now)
+            if self._qos2 is None:
+                self._qos2 = set()
+            self._qos2.add(pid)
+            first = PUBREC_FIRST
+        self._ack(first, pid, code, store.sync_ack and store.changes != changes)
+
+    def _ack(self, first, pid, code, durable):
+        data = ack_bytes(first, pid, code, self.conn.v5)
+        if not durable and self._acks is None:
+            self.conn.write(data)
+            return
+        entry = [first, data, not durable]
+        if self._acks is None:
+            self._acks = []
+        self._acks.append(entry)
+        if first == PUBACK_FIRST:
+            self._unsent_pubacks += 1
+        if durable:
+
+            def committed():
+                entry[2] = True
+                self._release_acks()
+
+            self.conn.broker.store.after_commit(committed)
+
+    def _release_acks(self):
+        acks = self._acks
+        conn = self.conn
+        while acks and acks[0][2]:
+            first, data, _ready = acks.pop(0)
+            if first == PUBACK_FIRST:
+                self._unsent_pubacks -= 1
+            conn.write(data)
+        if not acks:
+            self._acks = None
+
+    def _denied(self, packet, now):
+        """The ACL said no: 0x87 in the ack for 5.0, silence for 3.1.1, or
+        a disconnect, per ``auth.deny_action`` (docs/compatibility.md)."""
+        conn = self.conn
+        if conn.broker.deny_action == "disconnect":
+            raise MqttError(rc.NOT_AUTHORIZED, f"publish to {packet.topic!r} denied")
+        pid = packet.packet_id
+        if packet.qos == 1:
+            conn.write(ack_bytes(PUBACK_FIRST, pid, rc.NOT_AUTHORIZED, conn.v5))
+        elif packet.qos == 2:
+            if not conn.v5:
+                conn.session.rel_awaited(pid, now)
+            conn.write(ack_bytes(PUBREC_FIRST, pid, rc.NOT_AUTHORIZED, conn.v5))
+
+    def pubrel(self, packet, now):
+        """PUBREL: PUBCOMP, also for an id not awaited (0x92 in 5.0)."""
+        pid = packet.packet_id
+        if self._qos2:
+            self._qos2.discard(pid)
+        conn = self.conn
+        if conn.session.rel_done(pid):
+            conn.write(ack_bytes(PUBCOMP_FIRST, pid))
+        else:
+            conn.write(ack_bytes(PUBCOMP_FIRST, pid, rc.PACKET_IDENTIFIER_NOT_FOUND, conn.v5))
