@@ -365,8 +365,7 @@ class Session:
         self.awaiting_rel.clear()
 
     def cancel_timers(self):
-        for name in ("expiry_timer", "retry_timer", "will_timer"):
-            handle = getattr(self, name)
+        for handle in (self.expiry_timer, self.retry_timer, self.will_timer):
             if handle is not None:
                 handle.cancel()
-                setattr(self, name, None)
+        self.expiry_timer = self.retry_timer = self.will_timer = None

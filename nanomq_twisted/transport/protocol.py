@@ -24,6 +24,7 @@ An exception that is not an ``MqttError`` is a bug: it is logged with its
 traceback and the connection is closed with 0x80 Unspecified error.
 """
 
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
@@ -35,6 +36,8 @@ from ..core.interfaces import IConnectionSink
 from ..mqtt import reason_codes as rc
 from ..mqtt.codec import Decoder
 from ..mqtt.errors import MqttError
+
+IP_ADDRESSES = (IPv4Address, IPv6Address)
 
 #: A client must send CONNECT within this many seconds of connecting.
 CONNECT_TIMEOUT = 10.0
@@ -86,8 +89,11 @@ class MQTTServerProtocol(Protocol):
         except (AttributeError, NotImplementedError, OSError):
             pass
         address = transport.getPeer()
-        peer = (getattr(address, "host", None), getattr(address, "port", None))
-        local_port = getattr(transport.getHost(), "port", None)
+        # TCP, TLS and WebSocket have IP addresses; a QUIC stream reports
+        # its connection's; anything else (a test transport) has none.
+        peer = (address.host, address.port) if isinstance(address, IP_ADDRESSES) else (None, None)
+        host = transport.getHost()
+        local_port = host.port if isinstance(host, IP_ADDRESSES) else None
         tls = self.tls
         if tls is None:
             info = TransportInfo(peer, self.listener, local_port=local_port)
