@@ -38,9 +38,16 @@ class ExtensionRoutes:
         self._any = SubscriptionTrie(cache_size=1)
         self._cache = {}
         self._cache_size = cache_size
+        #: Some route exists: the router's one test per message (a plain
+        #: attribute, not ``__bool__``, which costs a call on the hot path).
+        self.active = False
 
     def __bool__(self):
-        return bool(self._mqtt) or bool(self._any)
+        return self.active
+
+    def _changed(self):
+        self._cache = {}
+        self.active = bool(self._mqtt) or bool(self._any)
 
     def __len__(self):
         return len(self._mqtt) + len(self._any)
@@ -52,20 +59,20 @@ class ExtensionRoutes:
             self._any.add(consumer, _ANY + topic_filter, True)
         else:
             self._mqtt.add(consumer, topic_filter, True)
-        self._cache = {}
+        self._changed()
 
     def remove(self, consumer, topic_filter, sees_dollar=False):
         if sees_dollar:
             removed = self._any.remove(consumer, _ANY + topic_filter)
         else:
             removed = self._mqtt.remove(consumer, topic_filter)
-        self._cache = {}
+        self._changed()
         return removed
 
     def remove_consumer(self, consumer):
         """Drop every route of ``consumer``; how many there were."""
         count = self._mqtt.remove_client(consumer) + self._any.remove_client(consumer)
-        self._cache = {}
+        self._changed()
         return count
 
     def filters_of(self, consumer):

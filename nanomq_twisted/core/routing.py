@@ -44,7 +44,7 @@ class Router:
         topic = message.topic
         if message.retain:
             self._retain(message, now)
-        if self.extensions:
+        if self.extensions.active:
             self.extensions.deliver(message, now)
         match = self.subscriptions.match(topic)
         normal = match.normal
