@@ -38,6 +38,7 @@ from nanomq_twisted.mqtt.packets import (
     SUBSCRIBE,
     UNSUBACK,
     UNSUBSCRIBE,
+    Puback,
     Publish,
 )
 from nanomq_twisted.mqtt.properties import decode_properties, encode_properties
@@ -100,42 +101,61 @@ class Decoder:
         return self._packets()
 
     def _packets(self):
+        # Packets are read at an offset and the consumed prefix is deleted
+        # once, when the generator ends (also when its consumer stops early
+        # and drops it): one bytearray deletion per feed, not per packet.
         buf = self._buf
-        while True:
-            have = len(buf)
-            if have < 2:
-                return
-            first = buf[0]
-            length = 0
-            shift = 0
-            i = 1
+        pos = 0
+        try:
             while True:
-                if i >= have:
+                have = len(buf) - pos
+                if have < 2:
                     return
-                byte = buf[i]
-                i += 1
-                length |= (byte & 0x7F) << shift
-                if byte < 0x80:
-                    break
-                if i == 5:
-                    raise MalformedPacket(
-                        "remaining length longer than 4 bytes [MQTT-1.5.5]")
-                shift += 7
-            total = i + length
-            self._check_header(first, total)
-            if have < total:
-                return
-            raw = bytes(buf[:total])
-            # CPython makes deleting a bytearray prefix O(1) amortised.
-            del buf[:total]
-            if first >> 4 == PUBLISH:
-                yield decode_publish(first, raw, i, self.protocol_level)
-                continue
-            packet = _DECODERS[first >> 4](first & 0x0F, raw, i, total,
-                                           self.protocol_level)
-            if first >> 4 == CONNECT:
-                self.protocol_level = packet.protocol_level
-            yield packet
+                first = buf[pos]
+                if first == 0x40 and buf[pos + 1] == 2 and self.protocol_level is not None:
+                    # The commonest packet of QoS 1 traffic, a PUBACK with
+                    # reason 0 and no properties [MQTT-3.4.2.1], without the
+                    # general machinery.
+                    if have < 4:
+                        return
+                    packet_id = buf[pos + 2] << 8 | buf[pos + 3]
+                    if not packet_id:
+                        raise ProtocolError("packet identifier 0 [MQTT-2.2.1-3]")
+                    pos += 4
+                    yield Puback(packet_id)
+                    continue
+                length = 0
+                shift = 0
+                i = 1
+                while True:
+                    if i >= have:
+                        return
+                    byte = buf[pos + i]
+                    i += 1
+                    length |= (byte & 0x7F) << shift
+                    if byte < 0x80:
+                        break
+                    if i == 5:
+                        raise MalformedPacket(
+                            "remaining length longer than 4 bytes [MQTT-1.5.5]")
+                    shift += 7
+                total = i + length
+                self._check_header(first, total)
+                if have < total:
+                    return
+                raw = bytes(buf[pos:pos + total])
+                pos += total
+                if first >> 4 == PUBLISH:
+                    yield decode_publish(first, raw, i, self.protocol_level)
+                    continue
+                packet = _DECODERS[first >> 4](first & 0x0F, raw, i, total,
+                                               self.protocol_level)
+                if first >> 4 == CONNECT:
+                    self.protocol_level = packet.protocol_level
+                yield packet
+        finally:
+            if pos:
+                del buf[:pos]
 
     def _check_header(self, first, total):
         limit = self.max_packet_size

@@ -313,3 +313,36 @@ class ConnackMappingTests(SynchronousTestCase):
              rc.PACKET_TOO_LARGE, rc.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED,
              rc.WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED),
             (0x00, 0x10, 0x81, 0x8D, 0x8E, 0x95, 0x9E, 0xA2))
+
+
+class PubackFastPathTests(SynchronousTestCase):
+    """The decoder's short path for a plain PUBACK keeps every rule of the
+    general one."""
+
+    def connected(self, level=4):
+        decoder = Decoder()
+        list(decoder.feed(pk.connect("c", level=level)))
+        return decoder
+
+    def test_plain_puback(self):
+        decoder = self.connected()
+        self.assertEqual(list(decoder.feed(b"\x40\x02\x01\x02")), [Puback(0x0102)])
+
+    def test_packet_id_0_MQTT_2_2_1_3(self):
+        decoder = self.connected()
+        exc = self.assertRaises(MqttError, list, decoder.feed(b"\x40\x02\x00\x00"))
+        self.assertEqual(exc.reason_code, rc.PROTOCOL_ERROR)
+
+    def test_before_connect_MQTT_3_1_0_1(self):
+        exc = self.assertRaises(MqttError, list, Decoder().feed(b"\x40\x02\x00\x01"))
+        self.assertEqual(exc.reason_code, rc.PROTOCOL_ERROR)
+
+    def test_split_and_stopped_early(self):
+        # Half a PUBACK waits for its rest; a consumer that stops after
+        # one packet finds the others still buffered at the next feed.
+        decoder = self.connected(level=5)
+        self.assertEqual(list(decoder.feed(b"\x40\x02\x00")), [])
+        packets = decoder.feed(b"\x01\x40\x02\x00\x02" + pk.PINGREQ)
+        self.assertEqual(next(packets), Puback(1))
+        del packets
+        self.assertEqual(list(decoder.feed(b"")), [Puback(2), Pingreq()])
