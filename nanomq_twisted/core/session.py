@@ -102,6 +102,9 @@ class Session:
         self.subscriptions = {}  # topic filter as given -> Subscription
         self.flows = OutboundFlows()
         self.queue = deque()  # (message, qos, retain, sub_ids, seq)
+        #: Flows in flight that a reconnect could not resend yet: the new
+        #: connection's Receive Maximum is smaller than what was in flight.
+        self.held_back = deque()
         self.awaiting_rel = {}  # inbound QoS 2 packet ids -> received at
         self.conn = None
         self.expiry_interval = 0
@@ -231,6 +234,13 @@ class Session:
         queue = self.queue
         stats = self.stats
         inflight = self.flows.inflight
+        held_back = self.held_back
+        while held_back and not conn.congested:
+            if len(inflight) - len(held_back) >= conn.receive_maximum:
+                return
+            flow = held_back.popleft()
+            flow.sent_at = now
+            self._resend(conn, flow, now)
         while queue and not conn.congested:
             message, qos, retain, sub_ids, seq = queue[0]
             if message.expired(now):
@@ -250,24 +260,59 @@ class Session:
     def resend_inflight(self, now, older_than=None):
         """Resend unacknowledged PUBLISH (DUP=1) and PUBREL packets with their
         original packet ids [MQTT-4.4.0-1]; with ``older_than``, only those
-        sent before that time (the 3.1.1 retry timer)."""
+        sent before that time (the 3.1.1 retry timer).
+
+        The client may have come back with a smaller Receive Maximum than
+        what is in flight: PUBLISHes beyond it wait in ``held_back``, keeping
+        their packet ids, and ``pump`` resends them as acknowledgements
+        arrive [MQTT-3.3.4-9].  It may also have come back with a smaller
+        Maximum Packet Size: a PUBLISH that no longer fits is dropped,
+        counted, and its packet id freed, never sent [MQTT-3.1.2-25]."""
         conn = self.conn
         if conn is None:
             return
+        held_back = self.held_back
+        if older_than is None:
+            held_back.clear()
+        sent = 0
         for flow in self.flows.due(now, older_than):
             if flow.released:
-                data = conn.encode(Pubrel(flow.packet_id))
-            else:
-                template = flow.message.wire_template(
-                    conn.v5, flow.qos, flow.retain, flow.sub_ids, now
-                )
-                data = with_packet_id(template, flow.packet_id, dup=True)
-            conn.write(data)
+                # Still counted against the window until PUBCOMP, as in
+                # ``deliver``.
+                conn.write(conn.encode(Pubrel(flow.packet_id)))
+                sent += 1
+            elif older_than is not None and flow in held_back:
+                continue
+            elif sent >= conn.receive_maximum:
+                held_back.append(flow)
+            elif self._resend(conn, flow, now):
+                sent += 1
+
+    def _resend(self, conn, flow, now):
+        """Resend one unreleased ``flow`` with DUP=1; False if it was
+        dropped as too large for the client."""
+        template = flow.message.wire_template(
+            conn.v5, flow.qos, flow.retain, flow.sub_ids, now
+        )
+        if len(template[0]) > conn.max_outgoing:
+            self.flows.discard(flow.packet_id)
+            self.stats.dropped_oversize += 1
+            self._forget(flow.seq)
+            return False
+        conn.write(with_packet_id(template, flow.packet_id, dup=True))
+        return True
 
     # -- acknowledgements ------------------------------------------------
 
+    def _unhold(self, flow):
+        """The client acknowledged a flow not resent yet (it had it)."""
+        held_back = self.held_back
+        if held_back and flow in held_back:
+            held_back.remove(flow)
+
     def _done(self, flow):
         """``flow`` completed: tell the store and observers."""
+        self._unhold(flow)
         self._forget(flow.seq)
         events = self.host.events
         if events.message_acked:
@@ -288,6 +333,7 @@ class Session:
         flow, release = self.flows.pubrec(pid, reason_code, now)
         if flow is None:
             return False
+        self._unhold(flow)
         if not release:
             # A failed PUBREC ends the flow [MQTT-4.3.3-4 v5 note].
             self._forget(flow.seq)
@@ -325,6 +371,7 @@ class Session:
 
     def clear_messages(self):
         self.flows.clear()
+        self.held_back.clear()
         self.queue.clear()
         self.awaiting_rel.clear()
 
