@@ -145,11 +145,16 @@ class Session:
             return
         if (
             conn is None
-            or self.queue
             or len(self.flows.inflight) >= conn.receive_maximum
             or conn.congested
         ):
             self._enqueue(message, qos, retain, sub_ids)
+            return
+        if self.queue:
+            # Queued while the connection was congested, and nothing since
+            # moved them: they go first [MQTT-4.6.0-6], then this one.
+            self._enqueue(message, qos, retain, sub_ids)
+            self.pump(now)
             return
         self._send_new(conn, message, qos, retain, sub_ids, now)
 
