@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.protocol.test_app,tests.e2e.test_rest -*-
+# -*- test-case-name: tests.unit.test_interfaces,tests.protocol.test_http_api,tests.protocol.test_auth_reload,tests.e2e.test_rest -*-
 """
 The application object: the one place where the broker is put together.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.e2e.test_twistd,tests.protocol.test_app -*-
+# -*- test-case-name: tests.e2e.test_twistd,tests.e2e.test_tls -*-
 """
 ``twistd nanomq``: command-line options and the service tree.
 

@@ -23,7 +23,9 @@ from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web.client import Agent, HTTPConnectionPool
+from zope.interface import implementer
 
+from .core.interfaces import IMessageConsumer
 from .core.webhook_events import CORE_TO_HOOKS, EventFilter, body_for, message_publish
 
 __all__ = ["WebhookService", "build_webhook"]
@@ -43,6 +45,7 @@ class WebhookStats:
         self.dropped = 0
 
 
+@implementer(IMessageConsumer)
 class WebhookService(Service):
     """Feeds the configured hook events to ``config.url`` while running."""
 

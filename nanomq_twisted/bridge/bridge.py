@@ -37,8 +37,10 @@ from dataclasses import replace
 
 from twisted.application.internet import backoffPolicy
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from ..core.info import ConnectInfo
+from ..core.interfaces import IMessageConsumer
 from ..core.message import Message, forwarded_properties
 from ..core.sys_topics import client_offline_payload, client_online_payload
 from .client import subscribe_properties
@@ -110,6 +112,7 @@ def _status_info(config, client_id):
     )
 
 
+@implementer(IMessageConsumer)
 class Bridge:
     """One bridge's broker side: forwards, downward delivery, status."""
 

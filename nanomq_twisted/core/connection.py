@@ -208,9 +208,12 @@ class ClientConnection:
         if self.paused or not outbox:
             return
         if self.outbox_bytes <= FLUSH_SLICE:
+            was_congested = self.outbox_bytes >= self.broker.outbox_limit
             self.outbox = []
             self.outbox_bytes = 0
             self.sink.send(outbox)
+            if was_congested:
+                self._congestion_over()
             return
         send = self.sink.send
         count = len(outbox)
@@ -226,7 +229,19 @@ class ClientConnection:
             sent += size
             start = end
         del outbox[:start]
+        was_congested = self.congested
         self.outbox_bytes -= sent
+        if was_congested and not self.congested:
+            self._congestion_over()
+
+    def _congestion_over(self):
+        """The outbox went below the limit by a flush alone (the network
+        never pushed back): messages the session queued meanwhile may have
+        nothing in flight whose acknowledgement would move them, so move
+        them now [MQTT-4.6.0-6: in order, behind what was sent]."""
+        session = self.session
+        if session is not None and session.conn is self and session.queue:
+            session.pump(self.broker.now())
 
     def pause_output(self):
         """The network's buffer is full: keep output in the outbox."""

@@ -106,6 +106,7 @@ class Session:
         "expiry_interval",
         "expiry_timer",
         "flows",
+        "held_back",
         "host",
         "info",
         "journal",
@@ -129,6 +130,10 @@ class Session:
         #: ``NO_QUEUE`` (an empty tuple) until something waits: an empty
         #: deque costs 600 bytes, times every idle client.
         self.queue = NO_QUEUE
+        #: Flows in flight that a reconnect could not resend yet: the new
+        #: connection's Receive Maximum is smaller than what was in flight
+        #: (a deque once there are any, ``NO_QUEUE`` until then).
+        self.held_back = NO_QUEUE
         self.awaiting_rel = {}  # inbound QoS 2 packet ids -> received at
         self.conn = None
         self.expiry_interval = 0
@@ -169,11 +174,16 @@ class Session:
             return
         if (
             conn is None
-            or self.queue
             or len(self.flows.inflight) >= conn.receive_maximum
             or conn.congested
         ):
             self._enqueue(message, qos, retain, sub_ids)
+            return
+        if self.queue:
+            # Queued while the connection was congested, and nothing since
+            # moved them: they go first [MQTT-4.6.0-6], then this one.
+            self._enqueue(message, qos, retain, sub_ids)
+            self.pump(now)
             return
         self._send_new(conn, message, qos, retain, sub_ids, now)
 
@@ -265,6 +275,13 @@ class Session:
         queue = self.queue
         stats = self.stats
         inflight = self.flows.inflight
+        held_back = self.held_back
+        while held_back and not conn.congested:
+            if len(inflight) - len(held_back) >= conn.receive_maximum:
+                return
+            flow = held_back.popleft()
+            flow.sent_at = now
+            self._resend(conn, flow, now)
         while queue and not conn.congested:
             message, qos, retain, sub_ids, seq = queue[0]
             if message.expired(now):
@@ -286,24 +303,61 @@ class Session:
     def resend_inflight(self, now, older_than=None):
         """Resend unacknowledged PUBLISH (DUP=1) and PUBREL packets with their
         original packet ids [MQTT-4.4.0-1]; with ``older_than``, only those
-        sent before that time (the 3.1.1 retry timer)."""
+        sent before that time (the 3.1.1 retry timer).
+
+        The client may have come back with a smaller Receive Maximum than
+        what is in flight: PUBLISHes beyond it wait in ``held_back``, keeping
+        their packet ids, and ``pump`` resends them as acknowledgements
+        arrive [MQTT-3.3.4-9].  It may also have come back with a smaller
+        Maximum Packet Size: a PUBLISH that no longer fits is dropped,
+        counted, and its packet id freed, never sent [MQTT-3.1.2-25]."""
         conn = self.conn
         if conn is None:
             return
+        if older_than is None:
+            self.held_back = NO_QUEUE
+        held_back = self.held_back
+        sent = 0
         for flow in self.flows.due(now, older_than):
             if flow.released:
-                data = conn.encode(Pubrel(flow.packet_id))
-            else:
-                template = flow.message.wire_template(
-                    conn.v5, flow.qos, flow.retain, flow.sub_ids, now
-                )
-                data = with_packet_id(template, flow.packet_id, dup=True)
-            conn.write(data)
+                # Still counted against the window until PUBCOMP, as in
+                # ``deliver``.
+                conn.write(conn.encode(Pubrel(flow.packet_id)))
+                sent += 1
+            elif older_than is not None and flow in held_back:
+                continue
+            elif sent >= conn.receive_maximum:
+                if held_back is NO_QUEUE:
+                    held_back = self.held_back = deque()
+                held_back.append(flow)
+            elif self._resend(conn, flow, now):
+                sent += 1
+
+    def _resend(self, conn, flow, now):
+        """Resend one unreleased ``flow`` with DUP=1; False if it was
+        dropped as too large for the client."""
+        template = flow.message.wire_template(
+            conn.v5, flow.qos, flow.retain, flow.sub_ids, now
+        )
+        if len(template[0]) > conn.max_outgoing:
+            self.flows.discard(flow.packet_id)
+            self.stats.dropped_oversize += 1
+            self._forget(flow.seq)
+            return False
+        conn.write(with_packet_id(template, flow.packet_id, dup=True))
+        return True
 
     # -- acknowledgements ------------------------------------------------
 
+    def _unhold(self, flow):
+        """The client acknowledged a flow not resent yet (it had it)."""
+        held_back = self.held_back
+        if held_back and flow in held_back:
+            held_back.remove(flow)
+
     def _done(self, flow):
         """``flow`` completed: tell the store and observers."""
+        self._unhold(flow)
         self._forget(flow.seq)
         events = self.host.events
         if events.message_acked:
@@ -324,6 +378,7 @@ class Session:
         flow, release = self.flows.pubrec(pid, reason_code, now)
         if flow is None:
             return False
+        self._unhold(flow)
         if not release:
             # A failed PUBREC ends the flow [MQTT-4.3.3-4 v5 note].
             self._forget(flow.seq)
@@ -361,6 +416,7 @@ class Session:
 
     def clear_messages(self):
         self.flows.clear()
+        self.held_back = NO_QUEUE
         self.queue = NO_QUEUE
         self.awaiting_rel.clear()
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.unit.test_store_core -*-
+# -*- test-case-name: tests.unit.test_store_sqlite,tests.unit.test_store_limits,tests.unit.test_interfaces -*-
 """
 The persistence interface the core talks to.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.unit.test_sys_topics -*-
+# -*- test-case-name: tests.e2e.test_broker_sessions,tests.protocol.test_bridge_client -*-
 """
 ``$SYS`` payloads: NanoMQ's client status notices and Mosquitto-style
 statistics.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.unit.test_webhook_events -*-
+# -*- test-case-name: tests.e2e.test_webhook -*-
 """
 WebHook bodies, exactly as NanoMQ emits them (spec broker.md §10), and the
 event filter of ``webhook.events``.  Pure: the Twisted sender is

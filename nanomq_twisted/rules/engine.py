@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.unit.test_rule_engine -*-
+# -*- test-case-name: tests.unit.test_rule_sql,tests.protocol.test_http_rules -*-
 """
 The rule table: rules indexed by their FROM topic filter.
 

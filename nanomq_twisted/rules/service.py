@@ -22,8 +22,10 @@ from urllib.parse import urlsplit
 from twisted.application.service import MultiService
 from twisted.internet import defer
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from ..config.errors import ConfigError
+from ..core.interfaces import IMessageConsumer
 from .actions import (
     MysqlBackend,
     NullAction,
@@ -126,6 +128,7 @@ def _peer_text(peer):
     return None if peer is None else str(peer)
 
 
+@implementer(IMessageConsumer)
 class RulesService(MultiService):
     """The rule engine of one broker (see module docstring)."""
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.protocol.test_services -*-
+# -*- test-case-name: tests.e2e.test_broker_pubsub,tests.e2e.test_rest -*-
 """
 ``ListenerService``: a listening socket as a service, that fails loudly.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.protocol.test_services -*-
+# -*- test-case-name: tests.protocol.test_protocol,tests.protocol.test_bridge_client -*-
 """
 Drives the core outside packet turns: its ``TimerQueue`` with one re-armed
 ``DelayedCall``, and its output when something other than a client's

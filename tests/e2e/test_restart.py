@@ -6,6 +6,12 @@ SIGKILL once the last batch is known to be committed, then started again on
 the same port and database.  A paho v3.1.1 persistent subscriber must get
 every QoS 1/2 message published while it was away, and a new subscriber the
 retained messages.
+
+Nothing polls the database file.  "Committed" is a protocol event: with
+``sqlite.sync_ack = true`` the broker holds a PUBACK/PUBREC until the batch
+holding what the publish stored -- and everything reported before it --
+is on disk, so the publisher's acknowledgement is the commit.  The
+database is read once, after the broker process has ended.
 """
 
 import os
@@ -15,12 +21,15 @@ import socket
 import sqlite3
 import sys
 
-from twisted.internet import defer, error, protocol, reactor, task
+from twisted.internet import defer, error, protocol, reactor
 from twisted.trial.unittest import TestCase
 
-from .support import TIMEOUT, Client, Clients, in_thread
+from .support import Client, Clients, in_thread
 
-LISTENING = re.compile(rb"tcp listening on 127\.0\.0\.1:(\d+)")
+
+def listening(name):
+    """The console line a listener logs once it is bound."""
+    return re.compile(rb"\b" + name.encode() + rb" listening on 127\.0\.0\.1:(\d+)")
 
 
 def free_port():
@@ -32,14 +41,18 @@ def free_port():
 
 
 class _Broker(protocol.ProcessProtocol):
-    def __init__(self):
+    """``listening`` fires once every listener named in ``listeners`` has
+    said it is bound (the REST API may bind after the MQTT port)."""
+
+    def __init__(self, listeners):
         self.output = b""
+        self.patterns = [listening(name) for name in listeners]
         self.listening = defer.Deferred()
         self.ended = defer.Deferred()
 
     def outReceived(self, data):
         self.output += data
-        if not self.listening.called and LISTENING.search(self.output):
+        if not self.listening.called and all(p.search(self.output) for p in self.patterns):
             self.listening.callback(None)
 
     errReceived = outReceived
@@ -52,6 +65,8 @@ class _Broker(protocol.ProcessProtocol):
 
 class RestartTests(TestCase):
     timeout = 60
+    #: The listeners ``start`` waits for.
+    LISTENERS = ("tcp",)
 
     def setUp(self):
         self.workdir = os.path.abspath(self.mktemp())
@@ -69,7 +84,7 @@ class RestartTests(TestCase):
 
     @defer.inlineCallbacks
     def start(self):
-        proc = _Broker()
+        proc = _Broker(self.LISTENERS)
         env = dict(os.environ)
         env.pop("NANOMQ_CONF_PATH", None)
         transport = reactor.spawnProcess(
@@ -157,11 +172,14 @@ class RestartTests(TestCase):
 
     @defer.inlineCallbacks
     def test_kill_9_after_commit_restores(self):
+        """With ``sync_ack`` the last acknowledgement the publisher got means
+        the last batch committed: a ``kill -9`` then loses nothing."""
+        sync_ack(self.conf)
         proc, transport = yield self.start()
         yield in_thread(self.away_and_publish, self.clients())
-        yield self.wait_committed(deliveries=6, retained=2)
         yield self.stop(proc, transport, signal.SIGKILL)
         self.assertNotIn(b"Persistence flushed", proc.output)
+        self.assertEqual(self.counts(), (6, [(b"ra2",)], 2))
         proc, transport = yield self.start()
         present, owed, kept = yield in_thread(self.collect, self.clients())
         self.assertTrue(present)
@@ -169,29 +187,37 @@ class RestartTests(TestCase):
         self.assertEqual(kept, list(self.EXPECTED_KEPT))
         yield self.stop(proc, transport, signal.SIGTERM)
 
-    @defer.inlineCallbacks
-    def wait_committed(self, deliveries, retained):
-        """Poll the database (bounded) until the last batch is visible."""
+    def counts(self):
+        """(deliveries, kept/a's retained payload, retained rows) on disk."""
+        db = sqlite3.connect(self.db, timeout=1)
+        try:
+            return (
+                db.execute("SELECT count(*) FROM deliveries").fetchone()[0],
+                db.execute("SELECT payload FROM retained WHERE topic = 'kept/a'").fetchall(),
+                db.execute("SELECT count(*) FROM retained").fetchone()[0],
+            )
+        finally:
+            db.close()
 
-        def counts():
-            db = sqlite3.connect(self.db, timeout=1)
-            try:
-                return (
-                    db.execute("SELECT count(*) FROM deliveries").fetchone()[0],
-                    db.execute("SELECT payload FROM retained WHERE topic = 'kept/a'")
-                    .fetchall(),
-                    db.execute("SELECT count(*) FROM retained").fetchone()[0],
-                )
-            finally:
-                db.close()
 
-        want = (deliveries, [(b"ra2",)], retained)
-        for _ in range(int(TIMEOUT / 0.05)):
-            got = counts() if os.path.exists(self.db) else None
-            if got == want:
-                return
-            yield task.deferLater(reactor, 0.05, lambda: None)
-        self.fail(f"database never showed {want!r} (last {got!r})")
+def sync_ack(conf):
+    """Turn on ``sqlite.sync_ack`` in the configuration file ``conf``."""
+    with open(conf, "a") as f:
+        f.write("sqlite.sync_ack = true\n")
+
+
+def committed_fence(port):
+    """Block until everything the broker on ``port`` reported to its store
+    so far is committed (``sync_ack`` must be on): a retained QoS 1 publish
+    changes the store, so its PUBACK waits for the batch holding it, which
+    is not before the earlier ones."""
+    fence = Client(port, "commit-fence")
+    fence.connect()
+    try:
+        fence.publish("fence/commit", b"committed", qos=1, retain=True)
+    finally:
+        fence.paho.disconnect()
+        fence.paho.loop_stop()
 
 
 class RuleRestartTests(TestCase):
@@ -199,12 +225,14 @@ class RuleRestartTests(TestCase):
     the config-file rules (which keep their ids)."""
 
     timeout = 60
+    LISTENERS = ("tcp", "http")
     SQL = 'SELECT payload FROM "in/#"'
     start = RestartTests.start
     stop = RestartTests.stop
 
     def setUp(self):
         RestartTests.setUp(self)
+        sync_ack(self.conf)
         self.http_port = free_port()
         with open(self.conf, "a") as f:
             f.write(
@@ -254,30 +282,13 @@ class RuleRestartTests(TestCase):
         made = yield self.rest("POST", "", {"rawsql": self.SQL,
                                             "actions": [self.repub("out/c")]})
         self.assertEqual(made["data"]["id"], 4)
-        yield self.wait_rules(4)
+        yield in_thread(committed_fence, self.port)
         yield self.stop(proc, transport, signal.SIGKILL)
 
         proc, transport = yield self.start()
         listed = (yield self.rest("GET", ""))["data"]
         self.assertEqual([(r["id"], r["enabled"]) for r in listed], [(2, False), (4, True)])
         yield self.stop(proc, transport, signal.SIGTERM)
-
-    @defer.inlineCallbacks
-    def wait_rules(self, top_id):
-        """Poll the database (bounded) until rule ``top_id`` is committed."""
-
-        def committed():
-            db = sqlite3.connect(self.db, timeout=1)
-            try:
-                return db.execute("SELECT max(id) FROM rules").fetchone()[0]
-            finally:
-                db.close()
-
-        for _ in range(int(TIMEOUT / 0.05)):
-            if os.path.exists(self.db) and committed() == top_id:
-                return
-            yield task.deferLater(reactor, 0.05, lambda: None)
-        self.fail(f"rule {top_id} never committed")
 
 
 class BridgeRestartTests(TestCase):
@@ -286,6 +297,7 @@ class BridgeRestartTests(TestCase):
     is a real Mosquitto."""
 
     timeout = 60
+    LISTENERS = ("tcp", "http")
     start = RestartTests.start
     stop = RestartTests.stop
 
@@ -383,6 +395,10 @@ class BridgeRestartTests(TestCase):
     @defer.inlineCallbacks
     def test_offline_queue_survives_sigterm(self):
         count = 100
+        with open(self.conf, "a") as f:
+            # The fence below comes back through this subscription.
+            f.write('bridges.mqtt.up.subscription = '
+                    '[ { remote_topic = "fence/#", local_topic = "", qos = 1 } ]\n')
         proc, transport = yield self.start()  # the remote is down
         pub = self.local_clients("queue-pub")
 
@@ -406,13 +422,25 @@ class BridgeRestartTests(TestCase):
             return [int(remote.expect().payload) for _ in range(count)]
 
         self.assertEqual((yield in_thread(receive)), list(range(count)))
-        # Delivered and acknowledged: gone from the database.
-        for _ in range(int(TIMEOUT / 0.05)):
-            if self.queued() == 0:
-                break
-            yield task.deferLater(reactor, 0.05, lambda: None)
-        self.assertEqual(self.queued(), 0)
+
+        def fence():
+            """Mosquitto queued its PUBACK for the last message on the
+            bridge's connection before that message reached ``remote``; a
+            message published at the remote now comes down the same
+            connection after it, so once it arrives here the bridge has
+            read every PUBACK."""
+            down = self.local_clients("fence-sub")
+            down.connect()
+            down.subscribe("fence/#", 1)
+            up = self.remote_clients("fence-pub")
+            up.connect()
+            up.publish("fence/acks", b"after the acks", 1)
+            self.assertEqual(down.expect().topic, "fence/acks")
+
+        yield in_thread(fence)
+        # SIGTERM flushes the store: delivered and acknowledged is gone.
         yield self.stop(proc, transport, signal.SIGTERM)
+        self.assertEqual(self.queued(), 0)
 
     def queued(self):
         db = sqlite3.connect(self.db, timeout=1)
