@@ -16,7 +16,7 @@ with bad credentials is a 401):
 2. paths outside ``/api/v4`` get 404 ``{"code":102}``;
 3. authentication (`auth.py`; a dashboard session cookie, `login.py`,
    when there is no ``Authorization`` header): 401 with 103/104/116.
-   Only the dashboard's login and logout pass without;
+   Only the dashboard's login, logout and whoami pass without;
 4. methods other than GET/POST/PUT/DELETE: 405 ``{"code":102}``;
 5. ``http_server.max_body``: a larger body is 400 ``{"code":108}``;
 6. ``http_server.limit_conn``: at most that many requests are handled at
@@ -35,8 +35,13 @@ from .login import check_cookie
 JSON = b"application/json"
 ROUTED_METHODS = (b"GET", b"POST", b"PUT", b"DELETE")
 
-#: ``/api/v4/...`` paths answered without credentials (POST only).
-_OPEN = ([b"dashboard", b"login"], [b"dashboard", b"logout"])
+#: ``(method, /api/v4/... path)`` answered without credentials: logging
+#: in and out, and asking whether one is logged in.
+_OPEN = frozenset({
+    (b"POST", (b"dashboard", b"login")),
+    (b"POST", (b"dashboard", b"logout")),
+    (b"GET", (b"dashboard", b"whoami")),
+})
 
 
 class Gate(Resource):
@@ -70,7 +75,7 @@ class Gate(Resource):
             request.postpath = path = path[:-1]
         if path[:2] != [b"api", b"v4"]:
             return self._refuse(request, 404, UNKNOWN)
-        if not (dashboard and path[2:] in _OPEN and request.method == b"POST"):
+        if not (dashboard and (request.method, tuple(path[2:])) in _OPEN):
             code = self._authenticate(request, dashboard)
             if code is not None:
                 return self._refuse(request, 401, code)

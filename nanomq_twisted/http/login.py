@@ -1,8 +1,9 @@
 # -*- test-case-name: tests.protocol.test_http_login -*-
 """
 Dashboard logins: ``POST /api/v4/dashboard/login``, ``/logout`` and
-``GET /api/v4/dashboard/whoami``, and the session cookie the gate accepts
-in place of an ``Authorization`` header.
+``GET /api/v4/dashboard/whoami`` (the three answered without
+credentials), and the session cookie the gate accepts in place of an
+``Authorization`` header.
 
 Why a server-side session and not the Basic header kept in the browser:
 a header kept in script-readable storage lives until the tab closes and
@@ -173,15 +174,29 @@ def logout(api, request):
     return ok()
 
 
+def logged_in(api, request, file_load=False):
+    """Whether ``request`` comes from someone logged in: anyone with
+    ``no_auth``; else by its ``Authorization`` header when it has one,
+    else by its session cookie (see `check_cookie` for ``file_load``)."""
+    if api.http.auth_type == "no_auth":
+        return True
+    if request.getHeader(b"authorization") is not None:
+        return api.authenticator.check(request) is None
+    return check_cookie(api, request, file_load) is None
+
+
 def whoami(api, request):
-    """Who is logged in (the gate has already let the request through)."""
+    """Whether the caller is logged in, as whom, and how one logs in here
+    (answered without credentials: the login page asks it first)."""
     http = api.http
     username = None
-    token = _token(request)
-    if token is not None and request.getHeader(b"authorization") is None:
-        found = api.logins.find(token, api.reactor.seconds(), http.dashboard.session_ttl)
-        username = found.username if found is not None else None
-    elif http.auth_type == "basic":
+    known = logged_in(api, request)
+    if known and request.getHeader(b"authorization") is None:
+        token = _token(request)
+        login = api.logins.find(token, api.reactor.seconds(), http.dashboard.session_ttl) \
+            if token is not None else None
+        username = login.username if login is not None else None
+    elif known and http.auth_type == "basic":
         username = http.username
-    return ok(data={"username": username, "auth_type": http.auth_type,
+    return ok(data={"logged_in": known, "username": username, "auth_type": http.auth_type,
                     "session_ttl": http.dashboard.session_ttl})

@@ -134,8 +134,9 @@ def addition_paths():
             body=login_body)},
         "/dashboard/logout": {"post": op("End the session of the cookie",
                                          {"200": result()})},
-        "/dashboard/whoami": {"get": op("Who is logged in", {"200": data(_object({
-            "username": _NULL_STR,
-            "auth_type": {"type": "string", "enum": ["basic", "jwt", "no_auth"]},
-            "session_ttl": {"type": "number"}}))})},
+        "/dashboard/whoami": {"get": op("Whether, and as whom, the caller is logged in", {
+            "200": data(_object({
+                "logged_in": {"type": "boolean"}, "username": _NULL_STR,
+                "auth_type": {"type": "string", "enum": ["basic", "jwt", "no_auth"]},
+                "session_ttl": {"type": "number"}}))})},
     }

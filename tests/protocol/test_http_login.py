@@ -87,6 +87,14 @@ class LoginTests(SynchronousTestCase):
     def setUp(self):
         self.h = DashboardHarness()
 
+    def test_whoami_answers_anyone(self):
+        status, body = self.h.json("GET", "/api/v4/dashboard/whoami", auth=None)
+        self.assertEqual((status, body["data"]), (200, {
+            "logged_in": False, "username": None, "auth_type": "basic", "session_ttl": 60.0}))
+        self.h.login()
+        status, _headers, body = self.h.as_browser("GET", "/api/v4/dashboard/whoami")
+        self.assertEqual(json.loads(body)["data"]["logged_in"], True)
+
     def test_wrong_password(self):
         status, body, cookies = self.h.login({"username": "admin", "password": "nope"})
         self.assertEqual((status, body, cookies), (401, {"code": 103}, []))

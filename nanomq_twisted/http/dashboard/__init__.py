@@ -21,7 +21,7 @@ plain ES modules, shipped as package data; no build step) that talks to
 
 import os
 
-from ..login import check_cookie
+from ..login import logged_in
 
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 
@@ -79,7 +79,7 @@ class DashboardFiles:
         path = self.files.get(name)
         if path is None:
             return _text(request, 404, "Not found")
-        if name not in PUBLIC and not logged_in(api, request):
+        if name not in PUBLIC and not logged_in(api, request, file_load=True):
             if name.endswith(".html"):
                 return _redirect(request, b"/dashboard/login.html")
             return _text(request, 401, "Log in first")
@@ -89,15 +89,6 @@ class DashboardFiles:
             request.setHeader(header, value)
         request.setHeader(b"content-type", TYPES[os.path.splitext(name)[1]])
         return b"" if request.method == b"HEAD" else body
-
-
-def logged_in(api, request):
-    """Whether ``request`` may read the dashboard's pages."""
-    if api.http.auth_type == "no_auth":
-        return True
-    if request.getHeader(b"authorization") is not None:
-        return api.authenticator.check(request) is None
-    return check_cookie(api, request, file_load=True) is None
 
 
 def _redirect(request, location):

@@ -54,7 +54,11 @@ async function start() {
   });
   try {
     const who = await get("/dashboard/whoami");
-    const { username, auth_type: kind } = who.data;
+    const { username, auth_type: kind, logged_in: loggedIn } = who.data;
+    if (!loggedIn) {
+      loginPage(false);
+      return;
+    }
     document.getElementById("who").textContent =
       kind === "no_auth" ? "No login required" : `Logged in as ${username}`;
     if (kind === "no_auth") document.getElementById("logout").hidden = true;

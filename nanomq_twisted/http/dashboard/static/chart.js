@@ -1,5 +1,5 @@
-// A small SVG line chart for the overview: the last 15 minutes of one or
-// two series, y from zero to a rounded maximum.  Hand-written (about a
+// A small SVG line chart for the overview: up to the last 15 minutes of
+// one or two series, y from zero to a rounded maximum.  Hand-written (about a
 // hundred lines) instead of a charting library: the overview needs
 // polylines, two axis labels and a legend, nothing a 40-200 KB library
 // adds would be used, and there is no build step to bundle one.
@@ -19,6 +19,10 @@ function svg(tag, attrs = {}) {
   const element = document.createElementNS(NS, tag);
   for (const [key, value] of Object.entries(attrs)) element.setAttribute(key, String(value));
   return element;
+}
+
+function ago(seconds) {
+  return seconds >= 60 ? `${Math.round(seconds / 60)} min` : `${Math.round(seconds)} s`;
 }
 
 /** 1, 2 or 5 times a power of ten, at least `value`. */
@@ -44,12 +48,15 @@ export function lineChart(title, series, format = (v) => String(v)) {
 
   function update(samples, span) {
     plot.replaceChildren();
+    // The x axis runs from the oldest sample kept (at most `span` ago) to
+    // the newest: a broker up for two minutes fills the chart with them.
     const end = samples.length ? samples[samples.length - 1].time : 0;
-    const start = end - span;
+    const start = samples.length ? Math.max(end - span, samples[0].time) : end - span;
+    const width = Math.max(end - start, 1);
     let top = 0;
     for (const sample of samples) for (const s of series) top = Math.max(top, sample[s.key] || 0);
     top = niceCeiling(top);
-    const x = (t) => LEFT + ((t - start) / span) * (WIDTH - LEFT - 4);
+    const x = (t) => LEFT + ((t - start) / width) * (WIDTH - LEFT - 4);
     const y = (v) => 4 + (1 - v / top) * (HEIGHT - BOTTOM - 8);
     plot.append(
       svg("line", { class: "axis", x1: LEFT, y1: y(0), x2: WIDTH - 4, y2: y(0) }),
@@ -57,7 +64,7 @@ export function lineChart(title, series, format = (v) => String(v)) {
     );
     const labels = [
       [4, y(top) + 4, format(top)], [4, y(0) + 4, format(0)],
-      [LEFT, HEIGHT - 3, "15 min ago"], [WIDTH - 28, HEIGHT - 3, "now"],
+      [LEFT, HEIGHT - 3, `${ago(end - start)} ago`], [WIDTH - 28, HEIGHT - 3, "now"],
     ];
     for (const [lx, ly, text] of labels) {
       const label = svg("text", { x: lx, y: ly });

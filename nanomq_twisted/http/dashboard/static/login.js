@@ -8,11 +8,12 @@ const MESSAGES = {
   116: "That token has expired.",
 };
 
-async function loggedInAlready() {
+/** /api/v4/dashboard/whoami: whether we are logged in and how to log in. */
+async function whoami() {
   const response = await fetch("/api/v4/dashboard/whoami", {
     headers: { "X-NanoMQ-Dashboard": "1" }, credentials: "same-origin", cache: "no-store",
   });
-  return response.ok;
+  return response.ok ? (await response.json()).data : { logged_in: false, auth_type: "basic" };
 }
 
 async function submit(event) {
@@ -57,8 +58,14 @@ async function start() {
     document.getElementById("expired").hidden = false;
   }
   document.getElementById("login-form").addEventListener("submit", submit);
-  if (await loggedInAlready()) {
+  const who = await whoami();
+  if (who.logged_in) {
     window.location.assign("/dashboard/#/overview");
+    return;
+  }
+  if (who.auth_type === "jwt") {
+    document.getElementById("token-login").open = true;
+    document.getElementById("token").focus();
     return;
   }
   document.getElementById("username").focus();
