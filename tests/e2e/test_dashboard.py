@@ -359,8 +359,14 @@ class OverviewTests(DashboardCase):
             label = b.find("#chart-3 svg").get_attribute("aria-label")
             self.assertIn("connections 1", label)
             self.assertNoErrors(b)
+            # Everything the overview transferred, page and requests.
+            return b.driver.execute_script(
+                "return performance.getEntries()"
+                ".reduce((n, e) => n + (e.transferSize || 0), 0)")
 
-        yield in_thread(scenario, self.browser)
+        transferred = yield in_thread(scenario, self.browser)
+        self.assertGreater(transferred, 0)
+        self.assertLess(transferred, 200 * 1024)
 
     def version(self):
         from nanomq_twisted import __version__
