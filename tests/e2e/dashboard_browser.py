@@ -106,9 +106,10 @@ class Browser:
         return self.wait(has_text, message or f"{css} never said {text!r}")
 
     def show(self, page):
-        """Go to a dashboard page (``#/<page>``) and wait for its heading."""
+        """Go to a dashboard page (``#/<page>``) and wait for its heading
+        (the shell marks ``main`` with the page it has drawn)."""
         self.open(f"/dashboard/#/{page}")
-        return self.wait_for("main h1")
+        return self.wait_for(f"main[data-page='{page}'] h1", f"page {page} never drew")
 
     def type_into(self, css, text, clear=True):
         element = self.find(css)
@@ -133,7 +134,7 @@ class Browser:
         self.type_into("#username", username)
         self.type_into("#password", password)
         self.find("#login-button").click()
-        self.wait_text("main h1", "Overview", "the overview never came after logging in")
+        self.wait_for("main[data-page='overview'] h1", "the overview never came after logging in")
 
     # -- evidence ----------------------------------------------------------------
 

@@ -80,7 +80,7 @@ class LoginTests(DashboardCase):
             b.wait_text("#login-error", "Wrong user name")
             b.type_into("#password", "public")
             b.find("#login-button").click()
-            b.wait_text("main h1", "Overview")
+            b.wait_for("main[data-page='overview'] h1")
             # Focus lands on the page's heading (keyboard users start there).
             self.assertEqual(b.driver.switch_to.active_element.tag_name, "h1")
             self.assertEqual(b.find("nav a[aria-current='page']").text, "Overview")

@@ -34,9 +34,11 @@ async function show() {
   const page = await load();
   const main = document.getElementById("main");
   main.replaceChildren();
+  delete main.dataset.page;
   document.title = `${page.title} - NanoMQ dashboard`;
   announce("");
   leave = page.render(main) || null;
+  main.dataset.page = name in PAGES ? name : "overview";
   const heading = main.querySelector("h1");
   if (heading) {
     heading.setAttribute("tabindex", "-1");
