@@ -24,7 +24,11 @@ setup(
     # plugins by scanning sys.path for twisted/plugins/, which the finder's
     # virtual path entry would hide ("pip install -e ." must work too).
     package_dir={"": "."},
-    package_data={"twisted": ["plugins/nanomq_plugin.py"]},
+    package_data={
+        "twisted": ["plugins/nanomq_plugin.py"],
+        # The web dashboard's files (plain HTML, CSS and ES modules).
+        "nanomq_twisted.http.dashboard": ["static/*.*", "static/pages/*.js"],
+    },
     include_package_data=True,
     install_requires=[
         "Twisted[tls,websocket]>=24.7,<27",
@@ -46,6 +50,8 @@ setup(
             "cryptography>=42",
             "schemathesis>=4.0,<5",
             "ruff>=0.17,<0.18",
+            # Drives Debian's chromium (chromium-driver) in tests/e2e/test_dashboard.py.
+            "selenium>=4.20,<5",
         ],
     },
     entry_points={

@@ -16,6 +16,8 @@ hands each the collaborators it needs, explicitly, as tahoe-lafs's
 ``listeners``      ``{name: ListenerService}``: every MQTT listener
                    (transport/build.py) and the HTTP API's (http/)
 ``api``            the REST API (``RootAPI``), or None
+``history``        the ``MetricsHistory`` of the counters (http/history.py)
+``logins``         the dashboard's ``LoginSessions`` (http/login.py)
 =================  ========================================================
 
 It is also what the REST API controls (``IControl``, http/control.py):
@@ -41,6 +43,8 @@ from .auth.reload import FileWatchReloadService, SighupReloadService, reload_aut
 from .bridge.service import build_bridges_service
 from .core.broker import Broker
 from .http.control import IControl
+from .http.history import HistoryService, MetricsHistory
+from .http.login import LoginSessions
 from .http.service import build_http_listener
 from .logging import build_logging
 from .persistence.service import build_persistence
@@ -97,6 +101,11 @@ class BrokerApp:
             self.webhook.setServiceParent(root)
         CoreTimerService(broker, reactor).setServiceParent(root)
         SysTopicsService(broker, reactor).setServiceParent(root)
+        #: The last 15 minutes of counters and the dashboard's sessions:
+        #: made once, so a restart of the HTTP API keeps them.
+        self.history = MetricsHistory(broker, reactor.seconds())
+        HistoryService(self.history, reactor).setServiceParent(root)
+        self.logins = LoginSessions()
         self._listeners = self._build_listeners(config)
         self._listeners.setServiceParent(root)
 

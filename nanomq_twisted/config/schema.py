@@ -21,6 +21,7 @@ __all__ = [
     "AclWho",
     "AuthConfig",
     "BrokerConfig",
+    "DashboardConfig",
     "HttpAuthConfig",
     "HttpAuthRequest",
     "HttpServerConfig",
@@ -145,6 +146,18 @@ class ListenersConfig:
 
 
 @dataclass(frozen=True)
+class DashboardConfig:
+    """``http_server.dashboard`` (ours, not NanoMQ's): the web dashboard
+    served at ``/`` and ``/dashboard/`` by the HTTP server.
+
+    ``session_ttl`` is how long a login lasts without a request (seconds);
+    every authenticated request renews it."""
+
+    enable: bool = False
+    session_ttl: float = 1800.0
+
+
+@dataclass(frozen=True)
 class HttpServerConfig:
     port: int = 8081
     ip_addr: str = "0.0.0.0"
@@ -154,6 +167,7 @@ class HttpServerConfig:
     password: str = "public"
     auth_type: str = "basic"
     jwt_public_keyfile: str | None = None
+    dashboard: DashboardConfig = DashboardConfig()
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from .schema import (
     AclRule,
     AclWho,
     AuthConfig,
+    DashboardConfig,
     HttpAuthConfig,
     HttpAuthRequest,
     HttpServerConfig,
@@ -278,11 +279,27 @@ def build_http_server(node: Node | None) -> HttpServerConfig | None:
         password=node.string("password", d.password),
         auth_type=node.enum("auth_type", ("basic", "jwt", "no_auth"), d.auth_type),
         jwt_public_keyfile=keyfile,
+        dashboard=_dashboard(node.child("dashboard")),
     )
     if cfg.auth_type == "jwt" and not keyfile:
         raise node.error("jwt.public.keyfile", 'required when auth_type = jwt (an RSA public key PEM path)')
     node.finish()
     return cfg if enabled else None
+
+
+def _dashboard(node: Node | None) -> DashboardConfig:
+    """``http_server.dashboard`` (our keys); absent: the dashboard is off."""
+    d = DashboardConfig()
+    if node is None:
+        return d
+    cfg = DashboardConfig(
+        enable=node.boolean("enable", True),
+        session_ttl=node.duration("session_ttl", d.session_ttl),
+    )
+    if cfg.session_ttl <= 0:
+        raise node.error("session_ttl", f"expected a duration > 0, got {cfg.session_ttl}")
+    node.finish()
+    return cfg
 
 
 _LOG_LEVELS = ("trace", "debug", "info", "warn", "error", "fatal")

@@ -3,24 +3,12 @@
 NanoMQ's HTTP REST API V4 on Klein: the router, the gate and the one
 error handler.
 
-``RootAPI(broker, config, reactor)`` holds the state; ``RootAPI.app`` is
-the Klein application (a class attribute, bound per instance by Klein).
-``api.app.resource()`` is the site root: a ``_Gate`` in front of Klein's
-resource that does, for every request and *before* routing (NanoMQ checks
-credentials first, so an unknown path with bad credentials is a 401):
-
-1. the method name is upper-cased (NanoMQ compares it case-insensitively)
-   and one trailing ``/`` is dropped (``/brokers/`` is ``/brokers``)
-   except below a mount point, whose application sees the path as sent
-   (``/api/v4/rules`` reaches it as ``/``);
-2. paths outside ``/api/v4`` get 404 ``{"code":102}``;
-3. authentication (`auth.py`): 401 with 103/104/116;
-4. methods other than GET/POST/PUT/DELETE: 405 ``{"code":102}``;
-5. ``http_server.max_body``: a larger body is 400 ``{"code":108}``;
-6. ``http_server.limit_conn``: at most that many requests are handled at
-   once; the rest wait in a FIFO (a ``DeferredSemaphore``).  Every handler
-   of this package is synchronous, so today the bound only matters for
-   handlers mounted later that answer asynchronously (bridges).
+``RootAPI(control, reactor)`` holds the state; ``RootAPI.app`` is the
+Klein application (a class attribute, bound per instance by Klein).
+``api.app.resource()`` is the site root: the `Gate` (gate.py) in front of
+Klein's resource, which normalises the path, authenticates, bounds
+methods, body sizes and concurrency *before* routing, and hands ``/`` and
+``/dashboard/`` to the web dashboard (http/dashboard) when it is on.
 
 Handlers live in one module per path group and are plain functions
 ``fn(api, request, **path_args) -> bytes``; they raise ``ApiError`` for
@@ -39,114 +27,30 @@ from klein import Klein
 from klein.resource import KleinResource
 from twisted.internet import defer
 from twisted.logger import Logger
-from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET
 from werkzeug.exceptions import NotFound
 
 from ..config import HttpServerConfig
 from . import (
     brokers,
     clients,
+    config_text,
     configuration,
     ctrl,
+    inspection,
+    login,
     metrics,
     mqtt_ops,
     openapi,
+    overview,
     subscriptions,
     topic_tree,
 )
 from .auth import Authenticator
-from .common import PARAM_ERROR, UNKNOWN, dumps, error_response
-
-JSON = b"application/json"
-ROUTED_METHODS = (b"GET", b"POST", b"PUT", b"DELETE")
+from .common import dumps, error_response
+from .dashboard import DashboardFiles
+from .gate import Gate
 
 _log = Logger()
-
-
-class _Gate(Resource):
-    """Everything that happens before routing (see the module docstring)."""
-
-    isLeaf = True
-
-    def __init__(self, api, klein_resource):
-        super().__init__()
-        self.api = api
-        self.klein = klein_resource
-
-    def _refuse(self, request, status, code):
-        request.setResponseCode(status)
-        if request.method == b"HEAD":
-            return b""
-        return dumps({"code": code})
-
-    def render(self, request):
-        api = self.api
-        request.method = request.method.upper()
-        request.setHeader(b"content-type", JSON)
-        path = request.postpath
-        mounted = len(path) > 2 and path[2].decode("utf-8", "replace") in api.mounts
-        if mounted and len(path) == 3:
-            request.postpath = path = [*path, b""]
-        elif len(path) > 2 and path[-1] == b"" and not mounted:
-            request.postpath = path = path[:-1]
-        if path[:2] != [b"api", b"v4"]:
-            return self._refuse(request, 404, UNKNOWN)
-        code = api.authenticator.check(request)
-        if code is not None:
-            return self._refuse(request, 401, code)
-        if request.method not in ROUTED_METHODS:
-            request.setHeader(b"allow", self._allowed(path, mounted))
-            return self._refuse(request, 405, UNKNOWN)
-        if _body_size(request) > api.http.max_body:
-            return self._refuse(request, 400, PARAM_ERROR)
-        finished = request.notifyFinish()
-        api.limiter.acquire().addCallback(self._dispatch, request, finished)
-        return NOT_DONE_YET
-
-    def _allowed(self, path, mounted):
-        """The ``Allow`` header of a 405 (RFC 9110 section 15.5.6): the
-        methods routed for ``path``, or all four when it matches nothing."""
-        segments = [seg.decode("utf-8", "replace") for seg in path]
-        app = self.api.app
-        if mounted:
-            mount = self.api.mounts.get(segments[2])
-            app = mount.app if mount is not None else None
-            segments = segments[3:]
-        path_info = "/" + "/".join(segments)
-        methods = set()
-        if app is not None:
-            try:
-                methods = set(app.url_map.bind("").allowed_methods(path_info))
-            except Exception:  # noqa: BLE001 -- a best effort header
-                methods = set()
-        methods = [m for m in ROUTED_METHODS if m.decode() in methods] or ROUTED_METHODS
-        return b", ".join(methods)
-
-    def _dispatch(self, _, request, finished):
-        finished.addBoth(self._release)
-        self.klein.render(request)
-
-    def _release(self, result):
-        self.api.limiter.release()
-
-
-def _body_size(request):
-    length = request.getHeader(b"content-length")
-    declared = 0
-    if length is not None:
-        try:
-            declared = int(length)
-        except ValueError:
-            declared = 0
-    content = request.content
-    actual = 0
-    if content is not None:
-        position = content.tell()
-        content.seek(0, 2)
-        actual = content.tell()
-        content.seek(position)
-    return max(declared, actual)
 
 
 class _GatedKlein(Klein):
@@ -164,7 +68,7 @@ class _GatedKlein(Klein):
         inner = KleinResource(self)
         if self._instance is None:
             return inner
-        return _Gate(self._instance, inner)
+        return Gate(self._instance, inner)
 
 
 class RootAPI:
@@ -192,6 +96,9 @@ class RootAPI:
         #: The Deferred of the last `/ctrl/restart` (see `ctrl.py`).
         self.restarted = None
         self.prometheus = metrics.PrometheusExporter(self)
+        #: The dashboard's open sessions (the application's, login.py).
+        self.logins = control.logins
+        self.dashboard = DashboardFiles()
         self._subapps = {}
 
     @property
@@ -313,6 +220,65 @@ class RootAPI:
     @app.route("/api/v4/topic-tree", methods=["GET"])
     def topic_tree(self, request):
         return topic_tree.topic_tree(self, request)
+
+    # -- our additions: overview and inspection (overview.py, inspection.py) --
+
+    @app.route("/api/v4/stats", methods=["GET"])
+    def stats(self, request):
+        return overview.stats(self, request)
+
+    @app.route("/api/v4/listeners", methods=["GET"])
+    def listeners(self, request):
+        return overview.listeners(self, request)
+
+    @app.route("/api/v4/metrics/history", methods=["GET"])
+    def metrics_history(self, request):
+        return overview.history(self, request)
+
+    @app.route("/api/v4/bridge-status", methods=["GET"])
+    def bridge_status(self, request):
+        return overview.bridge_status(self, request)
+
+    @app.route("/api/v4/sessions/<clientid>", methods=["GET"])
+    def session_detail(self, request, clientid):
+        return inspection.session_detail(self, request, clientid)
+
+    @app.route("/api/v4/shared", methods=["GET"])
+    def shared(self, request):
+        return inspection.shared(self, request)
+
+    @app.route("/api/v4/retained", methods=["GET"])
+    def retained(self, request):
+        return inspection.retained(self, request)
+
+    @app.route("/api/v4/retained", methods=["DELETE"])
+    def delete_retained(self, request):
+        return inspection.delete_retained(self, request)
+
+    @app.route("/api/v4/config_file", methods=["GET"])
+    def config_file(self, request):
+        return config_text.config_file(self, request)
+
+    # -- the dashboard's login (login.py) ----------------------------------------
+
+    def _dashboard_on(self):
+        if not self.http.dashboard.enable:
+            raise NotFound()
+
+    @app.route("/api/v4/dashboard/login", methods=["POST"])
+    def dashboard_login(self, request):
+        self._dashboard_on()
+        return login.login(self, request)
+
+    @app.route("/api/v4/dashboard/logout", methods=["POST"])
+    def dashboard_logout(self, request):
+        self._dashboard_on()
+        return login.logout(self, request)
+
+    @app.route("/api/v4/dashboard/whoami", methods=["GET"])
+    def dashboard_whoami(self, request):
+        self._dashboard_on()
+        return login.whoami(self, request)
 
     # -- MQTT operations ----------------------------------------------------
 

@@ -74,6 +74,11 @@ class JwtVerifier:
         token = header[len(b"Bearer ") :].strip()
         if not token:
             return NO_CREDENTIALS
+        return self.verify(token)
+
+    def verify(self, token):
+        """None for a good ``token`` (bytes or text), else the 401 code;
+        also the dashboard's login check (login.py)."""
         if self.key is None:
             return WRONG_CREDENTIALS
         try:
@@ -105,6 +110,10 @@ class Authenticator:
         if self._jwt is None or self._jwt.keyfile != keyfile:
             self._jwt = JwtVerifier(keyfile)
         return self._jwt
+
+    def jwt_verifier(self):
+        """The `JwtVerifier` of the configured public key."""
+        return self._verifier(self.api.http.jwt_public_keyfile)
 
     def check(self, request):
         http = self.api.http

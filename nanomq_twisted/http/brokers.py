@@ -3,8 +3,9 @@
 
 The endpoint list names only what this server answers: NanoMQ's entries
 in NanoMQ's order and wording (including its "trun" typo), without the
-ones it lists but does not serve, plus our additions; the bridges and
-rules entries appear when those packages are mounted.
+ones it lists but does not serve, plus our additions after them; the
+bridges and rules entries appear when those packages are mounted, the
+dashboard's login entries when the dashboard is on.
 """
 
 import time
@@ -72,6 +73,18 @@ _ENDPOINTS = (
     ("/metrics", "metrics", "GET", "Returns all statistical metrics", None),
     ("/prometheus", "prometheus", "GET", "Returns all prometheus data", None),
     ("/openapi.json", "openapi", "GET", "OpenAPI 3 description of this API", None),
+    ("/stats", "stats", "GET", "Node, version, uptime and counts", None),
+    ("/listeners", "list_listeners", "GET", "MQTT listeners and their connections", None),
+    ("/metrics/history", "metrics_history", "GET", "Counters of the last 15 minutes", None),
+    ("/bridge-status", "bridge_status", "GET", "Whether each bridge is connected", None),
+    ("/sessions/:clientid", "session_detail", "GET", "A client's session in detail", None),
+    ("/shared", "list_shared_groups", "GET", "Shared subscription groups", None),
+    ("/retained", "list_retained", "GET", "Retained messages", None),
+    ("/retained", "delete_retained", "DELETE", "Clear a retained message", None),
+    ("/config_file", "get_config_file", "GET", "The configuration file as text", None),
+    ("/dashboard/login", "dashboard_login", "POST", "Open a dashboard session", "dashboard"),
+    ("/dashboard/logout", "dashboard_logout", "POST", "End a dashboard session", "dashboard"),
+    ("/dashboard/whoami", "dashboard_whoami", "GET", "Who is logged in", "dashboard"),
 )
 
 
@@ -80,6 +93,7 @@ def endpoint_list(api, request):
         {"path": path, "name": name, "method": method, "descr": descr}
         for path, name, method, descr, group in _ENDPOINTS
         if group is None or group in api.mounts
+        or (group == "dashboard" and api.http.dashboard.enable)
     ]
     return ok(data=data)
 

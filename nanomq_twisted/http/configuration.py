@@ -36,6 +36,7 @@ from .common import (
     ok,
     read_body,
 )
+from .config_text import error_fields
 
 KIB = 1024
 
@@ -423,7 +424,7 @@ def config_update(api, request):
     try:
         loads(text, path=path if path and os.path.isfile(path) else "<string>")
     except ConfigError as error:
-        raise ApiError(400, NOT_HOCON, message=str(error)) from None
+        raise ApiError(400, NOT_HOCON, message=str(error), error=error_fields(error)) from None
     except Exception:  # noqa: BLE001 -- any parser failure means "not HOCON"
         raise ApiError(400, NOT_HOCON) from None
     if not path or not os.path.isfile(path):

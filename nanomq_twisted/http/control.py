@@ -21,6 +21,10 @@ class IControl(Interface):
     rules = Attribute("the RulesService")
     passwords = Attribute(
         "the PasswordAuthenticator: auth.allow_anonymous and the auth.password table")
+    listeners = Attribute(
+        "{name: ListenerService} of the running listeners (MQTT ones and the HTTP API's)")
+    history = Attribute("the MetricsHistory of the broker's counters (history.py)")
+    logins = Attribute("the LoginSessions of the dashboard (login.py); kept across restarts")
 
     def set_config(config):
         """Make ``config`` the configuration in force: its ``mqtt`` section

@@ -7,55 +7,14 @@ The OpenAPI 3 description of the REST API, served at
 
 import copy
 
-
-def _ref(name):
-    return {"$ref": "#/components/schemas/" + name}
-
-
-def _json(schema):
-    return {"application/json": {"schema": schema}}
-
-
-def _result(description="Result code only"):
-    return {"description": description, "content": _json(_ref("Result"))}
-
-
-def _data(schema, description="Success"):
-    return {
-        "description": description,
-        "content": _json({
-            "type": "object",
-            "required": ["code", "data"],
-            "properties": {"code": {"type": "integer", "enum": [0]}, "data": schema},
-        }),
-    }
-
-
-_ERRORS = {
-    "401": {"description": "Not authenticated (103, 104, 116)",
-            "content": _json(_ref("Result"))},
-    "404": {"description": "Unknown path or method (102)", "content": _json(_ref("Result"))},
-}
-
-
-def _op(summary, responses, body=None, parameters=None, body_type="application/json"):
-    op = {"summary": summary, "responses": dict(responses, **_ERRORS)}
-    if body is not None:
-        op["requestBody"] = {"required": True, "content": {body_type: {"schema": body}}}
-    if parameters:
-        op["parameters"] = parameters
-    return op
-
-
-def _path_param(name, description):
-    return {"name": name, "in": "path", "required": True, "description": description,
-            "schema": {"type": "string"}}
-
-
-def _query(name, schema, description):
-    return {"name": name, "in": "query", "required": False, "description": description,
-            "schema": schema}
-
+from .openapi_additions import addition_paths, addition_schemas
+from .openapi_parts import data as _data
+from .openapi_parts import json_content as _json
+from .openapi_parts import op as _op
+from .openapi_parts import path_param as _path_param
+from .openapi_parts import query as _query
+from .openapi_parts import ref as _ref
+from .openapi_parts import result as _result
 
 _BAD_JSON = {"400": {"description": "Body is not JSON of the right type (109)",
                      "content": _json(_ref("Result"))}}
@@ -253,7 +212,8 @@ def _paths():
         "/config_update": {"post": _op(
             "Replace the configuration file (validated; previous kept as .bak)",
             {"200": _result("0, or 118 if it cannot be written"),
-             "400": _result("117: not a valid configuration")},
+             "400": {"description": "117: not a valid configuration (where: error)",
+                     "content": _json(_ref("ConfigError"))}},
             body={"type": "string"}, body_type="text/plain")},
         "/ctrl/{action}": {"post": _op(
             "Stop or restart after the response", {"200": _result(), "400": _result("117")},
@@ -450,9 +410,9 @@ _DOCUMENT = {
             "basic": {"type": "http", "scheme": "basic"},
             "jwt": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
         },
-        "schemas": _SCHEMAS,
+        "schemas": dict(_SCHEMAS, **addition_schemas()),
     },
-    "paths": dict(_paths(), **_mounted_paths()),
+    "paths": dict(_paths(), **_mounted_paths(), **addition_paths()),
 }
 
 

@@ -423,3 +423,27 @@ class EnvTests(SynchronousTestCase):
         os.environ["NANOMQ_MSQ_LEN"] = "33"
         self.addCleanup(os.environ.pop, "NANOMQ_MSQ_LEN")
         self.assertEqual(loads("").mqtt.max_mqueue_len, 33)
+
+
+class DashboardConfigTests(SynchronousTestCase):
+    """``http_server.dashboard`` (ours): off unless the block is there."""
+
+    def test_off_without_the_block(self):
+        http = loads("http_server { port = 8081 }", path="<t>").http_server
+        self.assertEqual((http.dashboard.enable, http.dashboard.session_ttl), (False, 1800.0))
+
+    def test_block_turns_it_on(self):
+        http = loads("http_server { dashboard { session_ttl = 2m } }", path="<t>").http_server
+        self.assertEqual((http.dashboard.enable, http.dashboard.session_ttl), (True, 120.0))
+
+    def test_shipped_file_has_it_on(self):
+        http = load(os.path.join(ETC, "nanomq.conf"), env={}).http_server
+        self.assertEqual((http.dashboard.enable, http.dashboard.session_ttl), (True, 1800.0))
+
+    def test_bad_values_name_the_key(self):
+        for text, key in (("session_ttl = 0s", "session_ttl"), ("enable = maybe", "enable"),
+                          ("sesion_ttl = 1m", "sesion_ttl")):
+            err = self.assertRaises(ConfigError, loads,
+                                    "http_server {\n  dashboard {\n    " + text + "\n  }\n}\n",
+                                    path="<t>")
+            self.assertEqual((err.key, err.line), ("http_server.dashboard." + key, 3))
