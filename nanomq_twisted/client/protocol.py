@@ -167,9 +167,9 @@ class MQTTClientProtocol(Protocol):
         if isinstance(error, MqttError):
             if not logged:
                 self._log.warn(
-                    "{who}: closing the connection to {server}: {message} (reason 0x{code:02x})",
+                    "{who}: closing the connection to {server}: {error} (reason 0x{code:02x})",
                     who=owner.client_label, server=owner.server,
-                    message=error.message, code=error.reason_code,
+                    error=error.message, code=error.reason_code,
                 )
             if self.v5 and self.connected:
                 self.session.disconnect(error.reason_code)
@@ -178,8 +178,8 @@ class MQTTClientProtocol(Protocol):
             self.transport.loseConnection()
             return
         log = self._log.info if error.quiet else self._log.warn
-        log("{who}: closing the connection to {server}: {message}",
-            who=owner.client_label, server=owner.server, message=str(error))
+        log("{who}: closing the connection to {server}: {error}",
+            who=owner.client_label, server=owner.server, error=str(error))
         self._closing = True
         if error.abort:
             self.transport.abortConnection()
