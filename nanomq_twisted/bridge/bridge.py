@@ -310,12 +310,12 @@ class Bridge:
         client = self.protocol
         session = self.session
         if item.qos == 0:
-            if client is None or not client.writable() or not client.publish(item):
+            if client is None or not client.writable() or not client.publish(item, now):
                 self.stats.dropped += 1
             return
         if client is not None and client.writable() and not session.queue and client.has_room():
             session.remember(item)
-            if not client.publish(item):
+            if not client.publish(item, now):
                 session.finished(item)
                 self.stats.dropped += 1
             return

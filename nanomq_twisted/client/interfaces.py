@@ -81,8 +81,9 @@ class IClientConnection(Interface):
     def has_room():
         """True when another QoS 1/2 message fits the send window."""
 
-    def publish(message):
-        """Send an `IOutboundMessage` now; False when it cannot be
+    def publish(message, now=None):
+        """Send an `IOutboundMessage` now (``now``: the caller's clock
+        reading, to save reading it again); False when it cannot be
         (larger than the server's Maximum Packet Size, or no packet id)."""
 
     def subscribe(subscriptions, properties=None):

@@ -241,10 +241,11 @@ class MQTTClientProtocol(Protocol):
     def has_room(self):
         return self.session.has_room()
 
-    def publish(self, message):
+    def publish(self, message, now=None):
         if not self.connected or self._closing:
             return False
-        sent = self.session.publish(message, self.clock.seconds())
+        session = self.session
+        sent = session.publish(message, self.clock.seconds() if now is None else now)
         self._flush()
         return sent
 

@@ -289,7 +289,8 @@ class ClientSession:
     # -- inbound -----------------------------------------------------------
 
     def receive_publish(self, publish):
-        self._require_connected(publish)
+        if not self.connected:
+            self._require_connected(publish)
         topic = publish.topic
         props = publish.properties
         if props and self.v5:
@@ -318,7 +319,8 @@ class ClientSession:
         return topic
 
     def receive_ack(self, ack, now):
-        self._require_connected(ack)
+        if not self.connected:
+            self._require_connected(ack)
         flows = self.flows
         packet_id = ack.packet_id
         ptype = ack.type
@@ -337,7 +339,7 @@ class ClientSession:
                     PUBREL_FIRST, packet_id, rc.PACKET_IDENTIFIER_NOT_FOUND, self.v5))
         if flow is None:
             return None
-        self.stats.inflight = len(flows)
+        self.stats.inflight = len(flows.inflight)
         return flow.message
 
     def receive_pubrel(self, pubrel):
@@ -364,7 +366,7 @@ class ClientSession:
 
     def has_room(self):
         """True when another QoS 1/2 message fits the send window."""
-        return len(self.flows) < self.window
+        return len(self.flows.inflight) < self.window
 
     def _publish_bytes(self, message, qos, dup, packet_id):
         data = encode_publish(
@@ -402,7 +404,7 @@ class ClientSession:
             self._out.append(data)
             return True
         flows = self.flows
-        packet_id = flows.start(Flow(message, qos, message.retain), now, self.requests)
+        packet_id = flows.start(Flow(message, qos, message.retain), now, self.requests or None)
         if packet_id is None:
             return False
         data = self._publish_bytes(message, qos, False, packet_id)
@@ -410,7 +412,7 @@ class ClientSession:
             flows.discard(packet_id)
             return False
         self._out.append(data)
-        self.stats.inflight = len(flows)
+        self.stats.inflight = len(flows.inflight)
         return True
 
     def _request_id(self, topic_filters):
@@ -437,7 +439,11 @@ class ClientSession:
         self._out.append(encode(Disconnect(reason_code), self.level))
 
     def data_to_send(self):
-        out, self._out = self._out, []
+        """The queued bytes, in order; the caller must not keep or change
+        the list (an empty one is returned as it is, to cost nothing)."""
+        out = self._out
+        if out:
+            self._out = []
         return out
 
     # -- time --------------------------------------------------------------
