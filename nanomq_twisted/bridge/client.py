@@ -13,8 +13,8 @@ unacknowledged for ``resend_wait`` and forgetting those unacknowledged
 for ``cancel_timeout``.
 """
 
+from ..client.options import SEND_WINDOW, ClientOptions
 from ..client.protocol import MQTTClientFactory
-from ..client.session import SEND_WINDOW, ClientOptions
 from ..mqtt.packets import SubscriptionOptions, Will
 
 

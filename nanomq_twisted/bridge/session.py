@@ -25,7 +25,8 @@ the queue.
 
 from collections import deque
 
-from ..client.session import ClientSession, ClientStats, OutboundMessage
+from ..client.options import ClientStats, OutboundMessage
+from ..client.session import ClientSession
 
 
 class Outgoing(OutboundMessage):

@@ -16,8 +16,9 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from ..client.interfaces import IClientOwner
+from ..client.options import ClientOptions, OutboundMessage
 from ..client.protocol import MQTTClientFactory
-from ..client.session import ClientOptions, ClientSession, OutboundMessage
+from ..client.session import ClientSession
 
 __all__ = ["RepubClient"]
 

@@ -14,8 +14,9 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from nanomq_twisted.client.interfaces import IClientConnection, IClientOwner, IClientSession
+from nanomq_twisted.client.options import ClientOptions, OutboundMessage
 from nanomq_twisted.client.protocol import MQTTClientFactory
-from nanomq_twisted.client.session import ClientOptions, ClientSession, OutboundMessage
+from nanomq_twisted.client.session import ClientSession
 from nanomq_twisted.config import loads
 from nanomq_twisted.core.broker import Broker
 from nanomq_twisted.core.message import Message

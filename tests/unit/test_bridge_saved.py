@@ -19,7 +19,7 @@ from nanomq_twisted.bridge.saved import (
 )
 from nanomq_twisted.bridge.service import build_bridges_service
 from nanomq_twisted.bridge.session import BridgeSession, Outgoing
-from nanomq_twisted.client.session import ClientOptions
+from nanomq_twisted.client.options import ClientOptions
 from nanomq_twisted.config import loads
 from nanomq_twisted.core.broker import Broker
 

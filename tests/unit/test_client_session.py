@@ -6,11 +6,10 @@ hand-written frames of tests/packets.py.
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from nanomq_twisted.client.options import ClientOptions, OutboundMessage
 from nanomq_twisted.client.session import (
-    ClientOptions,
     ClientSession,
     ConnectRefused,
-    OutboundMessage,
     ServerDisconnected,
     ServerTimeout,
 )

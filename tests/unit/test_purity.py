@@ -24,6 +24,7 @@ PURE_MODULES = (
     # the sans-I/O half of the broker's MQTT client, and the bridge's
     # queue around it
     "nanomq_twisted.client.session",
+    "nanomq_twisted.client.options",
     "nanomq_twisted.client.interfaces",
     "nanomq_twisted.bridge.session",
 )
