@@ -72,6 +72,7 @@ class IClientConnection(Interface):
 
     client_id = Attribute("the client id in use (the assigned one in 5.0), or None")
     level = Attribute("protocol level: 3, 4 or 5")
+    v5 = Attribute("level == 5")
     connected = Attribute("True between an accepting CONNACK and the end")
 
     def writable():
@@ -118,6 +119,10 @@ class IClientSession(Interface):
 
     def connection_lost():
         """The connection ended; returns whether it was connected."""
+
+    def has_room():
+        """True when another QoS 1/2 message fits the send window (ours,
+        or the server's Receive Maximum if smaller)."""
 
     def receive_connack(connack, now):
         """CONNACK: the messages the server kept no session for (a list,
