@@ -2,8 +2,9 @@
 """
 ``Bridge``: one bridge's broker-facing half, apart from the services that
 connect it (`service.py`) and the endpoints they dial (`endpoints.py`),
-because everything here is plain state driven by the broker and by
-``MQTTBridgeProtocol`` events -- testable without a reactor or a socket.
+because everything here is plain state driven by the broker and by the
+events of its MQTT client connection (client/protocol.py, whose
+`IClientOwner` a ``Bridge`` is) -- testable without a reactor or a socket.
 
 A ``Bridge`` is a subscriber of the broker's routing trie for the
 ``local_topic`` filters of its forwards (``Broker.extensions``):
@@ -39,12 +40,13 @@ from twisted.application.internet import backoffPolicy
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from ..client.interfaces import IClientOwner
 from ..core.info import ConnectInfo
 from ..core.interfaces import IMessageConsumer
 from ..core.message import Message, forwarded_properties
 from ..core.sys_topics import client_offline_payload, client_online_payload
-from .client import subscribe_properties
-from .session import SEND_WINDOW, BridgeSession, BridgeStats, Outgoing
+from .client import client_options, subscribe_properties, subscription_options
+from .session import BridgeSession, BridgeStats, Outgoing
 from .topics import downward, shard, upward
 
 CLIENT_STATUS_TOPIC = "$SYS/brokers/client_status"
@@ -112,7 +114,7 @@ def _status_info(config, client_id):
     )
 
 
-@implementer(IMessageConsumer)
+@implementer(IMessageConsumer, IClientOwner)
 class Bridge:
     """One bridge's broker side: forwards, downward delivery, status."""
 
@@ -126,7 +128,8 @@ class Bridge:
         self.rng = rng or random.Random()
         #: This link's counters; ``totals()`` sums every link's.
         self.stats = BridgeStats()
-        self.session = BridgeSession(config.max_send_queue_len, SEND_WINDOW, self.stats)
+        self.session = BridgeSession(client_options(config), config.max_send_queue_len,
+                                     self.stats)
         self.sender = sender_id(config.name)
         self.protocol = None
         #: The configuration of the server being dialled or connected
@@ -153,6 +156,15 @@ class Bridge:
     def label(self):
         """The bridge name, with ``#<n>`` for links other than 0 (logs)."""
         return self.name if self.index == 0 else f"{self.name}#{self.index}"
+
+    @property
+    def client_label(self):
+        return "Bridge " + self.label
+
+    @property
+    def server(self):
+        """The server being dialled or connected (logs)."""
+        return self.current.server
 
     # -- wiring ------------------------------------------------------------
 
@@ -186,6 +198,7 @@ class Bridge:
         self.config = link_config(config, self.index)
         self.current = self.config
         self.session.capacity = config.max_send_queue_len
+        self.session.client.options = client_options(self.config)
         self.sender = sender_id(config.name)
         if self.index != 0:
             return
@@ -295,42 +308,36 @@ class Bridge:
 
     def forward(self, item, now):
         """Send one upward message now, queue it, or drop it (counted)."""
-        proto = self.protocol
+        client = self.protocol
         session = self.session
         if item.qos == 0:
-            if proto is None or proto.congested or not proto.send_publish(item):
+            if client is None or not client.writable() or not client.publish(item, now):
                 self.stats.dropped += 1
             return
-        if (
-            proto is not None
-            and not proto.congested
-            and not session.queue
-            and session.has_room(proto.window)
-        ):
-            session.start(item, now, proto.busy_ids())
-            if not proto.send_publish(item):
-                session.acknowledged(item.packet_id)
+        if client is not None and client.writable() and not session.queue and client.has_room():
+            session.remember(item)
+            if not client.publish(item, now):
+                session.finished(item)
                 self.stats.dropped += 1
             return
-        session.enqueue(item, connected=proto is not None)
+        session.enqueue(item, connected=client is not None)
 
     def pump(self):
         """Move queued messages into flight while the window allows."""
-        proto = self.protocol
-        session = self.session
-        if proto is None:
+        client = self.protocol
+        if client is None:
             return
-        now = self.clock.seconds()
-        while session.queue and not proto.congested and session.has_room(proto.window):
-            item = session.take(len(session.inflight) + 1, now, proto.busy_ids())[0]
-            if not proto.send_publish(item):
-                session.acknowledged(item.packet_id)
+        session = self.session
+        while session.queue and client.writable() and client.has_room():
+            item = session.pop()
+            if not client.publish(item):
+                session.finished(item)
                 self.stats.dropped += 1
 
-    # -- connection events (from MQTTBridgeProtocol) ---------------------
+    # -- IClientOwner: events of the connection (client/protocol.py) --------
 
-    def connected(self, proto, connack):
-        self.protocol = proto
+    def connected(self, client, connack, unsent):
+        self.protocol = client
         self._failures = 0
         now = self.clock.seconds()
         self.stats.connects += 1
@@ -341,16 +348,16 @@ class Bridge:
             server=self.current.server,
             present=connack.session_present,
         )
-        self._status(proto, True, 0, now)
+        self._status(client, True, 0, now)
+        # The remote kept no session: what was in flight is sent again as new.
+        self.session.requeue(unsent)
         if self.config.subscription:
-            props = subscribe_properties(self.config.sub_properties) if proto.v5 else None
-            proto.subscribe(self.config.subscription, props)
-        for item in self.session.reconnected(connack.session_present, now):
-            proto.send_publish(item)
+            props = subscribe_properties(self.config.sub_properties) if client.v5 else None
+            client.subscribe(subscription_options(self.config.subscription), props)
         self.pump()
 
-    def disconnected(self, proto, was_connected, reason):
-        if self.protocol is proto:
+    def disconnected(self, client, reason, was_connected):
+        if self.protocol is client:
             self.protocol = None
         if was_connected:
             self.stats.connected = False
@@ -360,11 +367,11 @@ class Bridge:
                 server=self.current.server,
                 reason=reason.getErrorMessage(),
             )
-            self._status(proto, False, BRIDGE_OFFLINE_REASON, self.clock.seconds())
+            self._status(client, False, BRIDGE_OFFLINE_REASON, self.clock.seconds())
 
-    def message_received(self, topic, packet, proto):
+    def message(self, client, topic, publish):
         now = self.clock.seconds()
-        local, retain, invalid = downward(self.config.subscription, topic, packet.retain)
+        local, retain, invalid = downward(self.config.subscription, topic, publish.retain)
         if invalid:
             self._log.warn(
                 "Bridge {name}: invalid local_topic template for {topic}; "
@@ -372,9 +379,20 @@ class Bridge:
                 name=self.name,
                 topic=topic,
             )
-        props = forwarded_properties(packet.properties) if proto.v5 else None
-        message = Message(local, packet.payload, packet.qos, retain, props, now, self.sender)
+        props = forwarded_properties(publish.properties) if client.v5 else None
+        message = Message(local, publish.payload, publish.qos, retain, props, now, self.sender)
         self.broker.publish(message, now)
+
+    def delivered(self, client, item):
+        self.session.finished(item)
+        self.pump()
+
+    def gave_up(self, client, item):
+        self.stats.cancelled += 1
+        self.session.finished(item)
+
+    def writable(self, client):
+        self.pump()
 
     def _status(self, proto, online, code, now):
         if not self.broker.sys_events:
@@ -391,21 +409,17 @@ class Bridge:
     def add_subscriptions(self, entries, properties=None):
         """Append ``BridgeSubscription`` entries and SUBSCRIBE them now if
         connected (otherwise at the next connect)."""
-        from dataclasses import replace
-
         self.config = replace(self.config, subscription=self.config.subscription + tuple(entries))
-        proto = self.protocol
-        if proto is not None:
-            proto.subscribe(entries, properties if proto.v5 else None)
+        client = self.protocol
+        if client is not None:
+            client.subscribe(subscription_options(entries), properties if client.v5 else None)
 
     def remove_subscriptions(self, topics, properties=None):
-        from dataclasses import replace
-
         kept = tuple(s for s in self.config.subscription if s.remote_topic not in topics)
         self.config = replace(self.config, subscription=kept)
-        proto = self.protocol
-        if proto is not None:
-            proto.unsubscribe(list(topics), properties if proto.v5 else None)
+        client = self.protocol
+        if client is not None:
+            client.unsubscribe(list(topics), properties if client.v5 else None)
 
     # -- observability ---------------------------------------------------------
 

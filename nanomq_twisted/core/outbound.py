@@ -4,8 +4,8 @@ The outbound QoS 1/2 engine: packet identifiers, the in-flight window and
 the acknowledgement flows of [MQTT-4.3.2] and [MQTT-4.3.3], for one peer.
 
 Both directions of the broker that *send* QoS 1/2 PUBLISHes use it: a
-client's `Session` (core/session.py) and a bridge's session towards its
-remote broker (bridge/session.py).  What differs between them -- how the
+client's `Session` (core/session.py) and the broker's own MQTT client
+(client/session.py, spoken by bridges and remote republish).  What differs between them -- how the
 waiting queue overflows, when to resend, what to persist -- stays with the
 owner; the state machine of one message in flight lives here once:
 
@@ -163,16 +163,20 @@ class OutboundFlows:
 
     # -- resending ---------------------------------------------------------
 
-    def due(self, now, older_than=None):
+    def due(self, now, older_than=None, limit=None):
         """The flows to resend now, oldest first, their ``sent_at`` set to
         ``now``: all of them (after a reconnect [MQTT-4.4.0-1]) or those last
-        sent at or before ``older_than`` (a 3.x retry timer)."""
+        sent at or before ``older_than`` (a 3.x retry timer); at most
+        ``limit`` of them when it is given (NanoMQ's client resends one
+        message per timer tick)."""
         out = []
         for flow in self.inflight.values():
             if older_than is not None and flow.sent_at > older_than:
                 continue
             flow.sent_at = now
             out.append(flow)
+            if limit is not None and len(out) >= limit:
+                break
         return out
 
     def take_all(self):

@@ -79,10 +79,17 @@ class Browser:
         return self.driver.find_elements(By.CSS_SELECTOR, css)
 
     def wait(self, condition, message):
-        """Wait until ``condition(driver)`` is truthy; returns its value."""
+        """Wait until ``condition(driver)`` is truthy; returns its value.
+
+        The pages redraw as data arrives (a chart every few seconds), so an
+        element the condition found can be replaced before it is read: that
+        is "not yet", and the condition is tried again."""
+        from selenium.common.exceptions import StaleElementReferenceException
         from selenium.webdriver.support.ui import WebDriverWait
 
-        return WebDriverWait(self.driver, DEADLINE).until(condition, message)
+        return WebDriverWait(
+            self.driver, DEADLINE, ignored_exceptions=(StaleElementReferenceException,)
+        ).until(condition, message)
 
     def wait_for(self, css, message=None):
         """The element ``css`` once it is in the DOM and displayed."""

@@ -113,7 +113,7 @@ class BridgeE2E(TestCase):
     def wait_ready(self, timeout=10.0):
         bridge = self.bridge
         return wait_for(
-            lambda: bridge.protocol is not None and not bridge.protocol.busy_ids(),
+            lambda: bridge.protocol is not None and not bridge.protocol.pending_requests(),
             timeout,
             what="the bridge to connect and subscribe",
         )
@@ -619,7 +619,7 @@ class QuicBridgeE2E(TestCase):
         )
         bridge = edge.app.bridges.get("up").bridge
         yield wait_for(
-            lambda: bridge.protocol is not None and not bridge.protocol.busy_ids(),
+            lambda: bridge.protocol is not None and not bridge.protocol.pending_requests(),
             what="the QUIC bridge to connect",
         )
         cloud_clients = Clients(self, cloud.port)
@@ -671,7 +671,7 @@ class QuicBridgeE2E(TestCase):
         def connected_over_tcp():
             return (
                 bridge.protocol is not None
-                and not bridge.protocol.busy_ids()
+                and not bridge.protocol.pending_requests()
                 and bridge.current.scheme == "mqtt-tcp"
             )
 

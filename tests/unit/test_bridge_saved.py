@@ -19,6 +19,7 @@ from nanomq_twisted.bridge.saved import (
 )
 from nanomq_twisted.bridge.service import build_bridges_service
 from nanomq_twisted.bridge.session import BridgeSession, Outgoing
+from nanomq_twisted.client.options import ClientOptions
 from nanomq_twisted.config import loads
 from nanomq_twisted.core.broker import Broker
 
@@ -79,18 +80,18 @@ class Journal:
 
 class SessionJournalTests(SynchronousTestCase):
     def test_every_exit_is_reported(self):
-        session = BridgeSession(max_send_queue_len=2, window=2)
+        session = BridgeSession(ClientOptions(window=2), max_send_queue_len=2)
         journal = session.journal = Journal()
         for topic in ("a", "b", "c"):
             session.enqueue(Outgoing(topic, b"", 1, False))
         self.assertEqual(sorted(journal.live.values()), ["b", "c"])  # "a" overflowed
-        first, _second = session.take(2, 0.0)
+        first, second = session.pop(), session.pop()
+        session.requeue([second])
         self.assertEqual(sorted(journal.live.values()), ["b", "c"])  # moving is no change
-        session.acknowledged(first.packet_id)
+        session.finished(first)  # acknowledged
         self.assertEqual(list(journal.live.values()), ["c"])
-        session.due_for_resend(100.0, 3.0, 10.0)  # cancel_timeout passed
+        session.finished(session.pop())  # cancelled
         self.assertEqual(journal.live, {})
-        self.assertEqual(session.stats.cancelled, 1)
 
 
 class StoreTests(StoreTestMixin, SynchronousTestCase):
@@ -148,7 +149,7 @@ class StoreTests(StoreTestMixin, SynchronousTestCase):
         self.assertEqual(queued, ["e/s/0", "e/s/1", "e/s/2"])
         # Acknowledging one is reported to the store.
         link = next(link for link in links if link.session.queue)
-        item = link.session.take(1, 0.0)[0]
-        link.session.acknowledged(item.packet_id)
+        item = link.session.pop()
+        link.session.finished(item)
         left = sorted(m[1] for m in store.saved_bridge_messages("up"))
         self.assertEqual(left, sorted(set(queued) - {item.topic}))

@@ -30,7 +30,9 @@ LAYERS = (
     ("config",),
     # adapters
     ("logging",),
-    ("transport", "persistence", "webhook", "auth"),
+    # the broker's own MQTT client sits beside the listeners: it speaks
+    # over the same transports and is used by bridges and rules above it
+    ("transport", "persistence", "webhook", "auth", "client"),
     ("bridge", "rules"),
     ("http",),
     # the composition root, and the command line on top of it
@@ -172,6 +174,12 @@ class LayerTests(SynchronousTestCase):
         self.assertEqual(_layer_of("core.broker"), (1, "core"))
         self.assertEqual(_layer_of("rules.sql"), (2, "rules.sql"))
         self.assertEqual(_layer_of("rules.service"), (6, "rules"))
+        self.assertEqual(_layer_of("client.protocol"), (5, "client"))
         edges = graph()
         self.assertIn("core.session", edges["core.broker"])
         self.assertIn("rules.sql", edges["config.bridges"])
+        # Bridges and remote republish share one client; it uses the
+        # core's one outbound QoS engine.
+        self.assertIn("client.protocol", edges["bridge.client"])
+        self.assertIn("client.protocol", edges["rules.client"])
+        self.assertIn("core.outbound", edges["client.session"])

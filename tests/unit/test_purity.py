@@ -1,7 +1,8 @@
 """The pure layers must not pull in twisted, klein, aioquic or wsproto.
 
 STYLE.md: dependencies point down only; ``mqtt``, ``core``, ``config`` and
-the rule SQL and table are importable without a reactor.  Every module of
+the rule SQL and table, and the sans-I/O client session (with the
+bridge's queue around it), are importable without a reactor.  Every module of
 them is imported, in a fresh interpreter because this test process itself
 has already imported twisted.  (tests.unit.test_layers checks the import
 graph itself.)
@@ -17,7 +18,16 @@ from twisted.trial.unittest import SynchronousTestCase
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PURE_PACKAGES = ("mqtt", "core", "config")
-PURE_MODULES = ("nanomq_twisted.rules.sql", "nanomq_twisted.rules.engine")
+PURE_MODULES = (
+    "nanomq_twisted.rules.sql",
+    "nanomq_twisted.rules.engine",
+    # the sans-I/O half of the broker's MQTT client, and the bridge's
+    # queue around it
+    "nanomq_twisted.client.session",
+    "nanomq_twisted.client.options",
+    "nanomq_twisted.client.interfaces",
+    "nanomq_twisted.bridge.session",
+)
 
 
 def _pure_modules():

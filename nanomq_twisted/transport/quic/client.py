@@ -2,6 +2,9 @@
 """
 Dialling MQTT over QUIC: the client side, used by the bridge's
 ``mqtt-quic://`` endpoint (``bridge/endpoints.py``) and by the tests.
+The stream protocol it carries is whatever the factory builds; for a
+bridge that is the broker's one MQTT client (``client/protocol.py``),
+unchanged from TCP.
 
 ``connect_quic`` resolves the host, then gives every connection attempt a
 fresh UDP port and ``QuicConnection`` (a connected UDP port cannot
