@@ -41,6 +41,7 @@ from nanomq_twisted.mqtt.packets import (
     Publish,
 )
 from nanomq_twisted.mqtt.properties import decode_properties, encode_properties
+from nanomq_twisted.mqtt.topics import is_shared_prefix_name
 from nanomq_twisted.mqtt.wire import U16, encode_varint
 
 __all__ = ["Decoder", "MqttError", "decode_publish", "encode",
@@ -200,6 +201,8 @@ def decode_publish(first, raw, pos, level):
         raise MalformedPacket("U+0000 in topic [MQTT-1.5.4-2]")
     if "+" in topic or "#" in topic:
         raise TopicNameInvalid("wildcard in topic name [MQTT-3.3.2-2]")
+    if is_shared_prefix_name(topic):
+        raise TopicNameInvalid("$share/ or $queue/ prefix in a topic name")
     if not topic:
         if level != 5:
             raise MalformedPacket("empty topic name [MQTT-4.7.3-1]")

@@ -169,6 +169,14 @@ class ErrorTests(SynchronousTestCase):
             self.assertCode(0x90, pk.publish(topic, level=4), 4)
             self.assertCode(0x90, pk.publish(topic, level=5), 5)
 
+    def test_publish_shared_subscription_prefix_topic(self):
+        """Our rule (docs/compatibility.md): topic names starting $share/ or
+        $queue/ are refused like wildcards; the will topic too."""
+        for topic in ("$share/g/a", "$queue/a"):
+            self.assertCode(0x90, pk.publish(topic, level=4), 4)
+            self.assertCode(0x90, pk.publish(topic, level=5), 5)
+            self.assertCode(0x90, pk.connect("a", 5, will_topic=topic))
+
     def test_publish_empty_topic_MQTT_4_7_3_1(self):
         self.assertCode(0x81, pk.publish("", level=4), 4)
         self.assertCode(0x82, pk.publish("", level=5), 5)
