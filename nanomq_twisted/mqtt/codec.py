@@ -80,10 +80,13 @@ class Decoder:
     packet must be CONNECT [MQTT-3.1.0-1], whose level is then adopted.
     A client (bridge) passes the level it connected with.  After an
     `MqttError` the stream cannot be resynchronised: close the connection.
+    In server mode the packets come from a client, which may not put a
+    Subscription Identifier in a PUBLISH [MQTT-3.3.4-6].
     """
 
     def __init__(self, protocol_level=None, max_packet_size=None):
         self.protocol_level = protocol_level
+        self.from_client = protocol_level is None
         # Total packet size limit, fixed header included; may be changed at
         # any time (e.g. once CONNECT negotiated a Maximum Packet Size).
         self.max_packet_size = max_packet_size
@@ -130,7 +133,7 @@ class Decoder:
             # CPython makes deleting a bytearray prefix O(1) amortised.
             del buf[:total]
             if first >> 4 == PUBLISH:
-                yield decode_publish(first, raw, i, self.protocol_level)
+                yield decode_publish(first, raw, i, self.protocol_level, self.from_client)
                 continue
             packet = _DECODERS[first >> 4](first & 0x0F, raw, i, total,
                                            self.protocol_level)
@@ -160,8 +163,9 @@ class Decoder:
                                   f"for type {ptype} [MQTT-2.2.2-2]")
 
 
-def decode_publish(first, raw, pos, level):
-    """Decode the PUBLISH in ``raw`` (the whole packet) from ``pos``."""
+def decode_publish(first, raw, pos, level, from_client=False):
+    """Decode the PUBLISH in ``raw`` (the whole packet) from ``pos``;
+    ``from_client``: sent by a client to this server."""
     qos = (first >> 1) & 3
     if qos == 3:
         raise MalformedPacket("PUBLISH QoS 3 [MQTT-3.3.1-4]")
@@ -195,6 +199,9 @@ def decode_publish(first, raw, pos, level):
             pos += 1
         else:
             props, pos = decode_properties(raw, pos, end, PUBLISH)
+            if from_client and "subscription_identifier" in props:
+                raise ProtocolError("Subscription Identifier in a PUBLISH from a client "
+                                    "[MQTT-3.3.4-6]")
     else:
         props = {}
     if "\x00" in topic:
