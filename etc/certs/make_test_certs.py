@@ -12,6 +12,7 @@ CN=localhost, SAN localhost + 127.0.0.1) and client-cert.pem/client-key.pem
 """
 
 import datetime
+import hashlib
 import ipaddress
 import os
 import sys
@@ -82,6 +83,12 @@ def main(directory):
         with open(os.path.join(directory, file_name), "wb") as f:
             f.write(data)
         print("wrote", os.path.join(directory, file_name))
+    # The broker refuses these keys unless allow_test_certificates is set:
+    # put the new fingerprints into transport/published_keys.py.
+    for file_name, key in (("key.pem", server[1]), ("client-key.pem", client[1])):
+        der = key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        print("PUBLISHED_KEYS entry for", file_name, hashlib.sha256(der).hexdigest())
 
 
 if __name__ == "__main__":

@@ -103,6 +103,9 @@ class SslListener:
     use_identity_as_username: bool = False
     #: Our key (Mosquitto's): open connections allowed; 0 = unlimited.
     max_connections: int = 0
+    #: Our key: accept the published TEST certificates of etc/certs/
+    #: (transport/published_keys.py); refused otherwise.
+    allow_test_certificates: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,7 @@ class WsListener:
     verify_peer: bool = False
     fail_if_no_peer_cert: bool = False
     use_identity_as_username: bool = False
+    allow_test_certificates: bool = False
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,7 @@ class QuicListener:
     cacertfile: str | None = None
     key_password: str | None = None
     idle_timeout: float = 120.0
+    allow_test_certificates: bool = False
 
 
 @dataclass(frozen=True)

@@ -128,7 +128,7 @@ def build_mqtt(node: Node | None) -> MqttConfig:
 _TCP_KEYS = ("bind", "enable", "backlog", "max_connections")
 _SSL_KEYS = ("bind", "enable", "backlog", "max_connections", "keyfile", "certfile", "cacertfile",
              "key_password", "verify_peer", "fail_if_no_peer_cert",
-             "use_identity_as_username")
+             "use_identity_as_username", "allow_test_certificates")
 
 
 def _named_children(node: Node, main_keys) -> list[str]:
@@ -158,6 +158,7 @@ def _ssl(node: Node, name: str) -> SslListener:
         backlog=node.integer("backlog", 1024, minimum=1),
         use_identity_as_username=node.boolean("use_identity_as_username", False),
         max_connections=node.integer("max_connections", 0, minimum=0),
+        allow_test_certificates=node.boolean("allow_test_certificates", False),
     )
     if lsn.enable:
         for key in ("certfile", "keyfile"):
@@ -229,6 +230,7 @@ def build_listeners(node: Node | None, tcp_from_file: bool = True) -> ListenersC
             cacertfile=main_ssl.cacertfile, key_password=main_ssl.key_password,
             verify_peer=main_ssl.verify_peer, fail_if_no_peer_cert=main_ssl.fail_if_no_peer_cert,
             use_identity_as_username=main_ssl.use_identity_as_username,
+            allow_test_certificates=main_ssl.allow_test_certificates,
         )
 
     quic = None
@@ -247,9 +249,11 @@ def build_listeners(node: Node | None, tcp_from_file: bool = True) -> ListenersC
                 cacertfile=quic_node.string("cacertfile"),
                 key_password=quic_node.string("key_password"),
                 idle_timeout=quic_node.duration("idle_timeout", 120.0),
+                allow_test_certificates=quic_node.boolean("allow_test_certificates", False),
             )
         else:
-            quic_node.used.update(("cacertfile", "key_password", "idle_timeout"))
+            quic_node.used.update(("cacertfile", "key_password", "idle_timeout",
+                                   "allow_test_certificates"))
         quic_node.finish()
     node.finish()
     return ListenersConfig(tcp=tuple(tcp), ssl=tuple(ssl), ws=ws, wss=wss, quic=quic)

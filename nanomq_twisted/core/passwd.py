@@ -10,8 +10,10 @@ The digest is ``hashlib.pbkdf2_hmac("sha256", password, salt, iterations)``
 (32 bytes).  Any other value is a plain-text password, compared
 byte-for-byte as NanoMQ does.  Every comparison is constant-time.
 
-Make an entry with ``python -m nanomq_twisted.core.passwd USERNAME`` (the
-password is read from the terminal, or from stdin with ``--stdin``).
+Make an entry with ``nanomq-twisted passwd USERNAME`` (also ``python -m
+nanomq_twisted passwd`` or ``python -m nanomq_twisted.core.passwd``; the
+password is read from the terminal, or from stdin with ``--stdin``).  A
+fresh random salt is drawn for every entry.
 """
 
 import argparse
@@ -101,9 +103,9 @@ def compile_table(passwords):
     return table
 
 
-def main(argv=None):
+def main(argv=None, prog="python -m nanomq_twisted.core.passwd"):
     parser = argparse.ArgumentParser(
-        prog="python -m nanomq_twisted.core.passwd",
+        prog=prog,
         description="Print a hashed password-file line for nanomq_pwd.conf.",
     )
     parser.add_argument("username")

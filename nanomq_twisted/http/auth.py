@@ -11,21 +11,64 @@ NanoMQ result code for the 401 answer:
   signature or ``iss``;
 - 116: a JWT whose ``exp`` is missing or more than 200 s in the past.
 
+A JWT is verified with RS256 only: ``alg: none``, HS256 signed with the
+public key as the HMAC secret (the "algorithm confusion" attack) and any
+other algorithm are 103, and so is a token whose ``nbf`` (or ``iat``) is
+more than the same 200 s in the future (docs/compatibility.md).
+
 Credentials are read from the ``HttpServerConfig`` the API currently holds,
 so ``POST /configuration/http_server`` changes them for the next request.
+Basic credentials are compared in constant time (``hmac.compare_digest``).
+
+``default_credentials_exposed(http)`` tells whether the API accepts the
+shipped ``admin``/``public`` from beyond loopback: the start-up warning,
+``/api/v4/brokers``' ``default_credentials`` and the Prometheus gauge
+``nanomq_http_default_credentials`` all ask it.
 """
 
 import base64
 import binascii
 import hmac
+import ipaddress
 import os
 
 import jwt
 
+from ..config import HttpServerConfig
 from .common import NO_CREDENTIALS, TOKEN_EXPIRED, WRONG_CREDENTIALS
 
-#: NanoMQ accepts a JWT up to 200 s after its ``exp``.
+#: NanoMQ accepts a JWT up to 200 s after its ``exp``; we allow the same
+#: clock skew for ``nbf``/``iat`` in the future.
 JWT_LEEWAY = 200
+
+#: The only algorithm a token may be signed with: the key is an RSA public
+#: key, so an HMAC algorithm would take it as a shared secret.
+JWT_ALGORITHMS = ("RS256",)
+
+_SHIPPED = HttpServerConfig()
+
+
+def is_loopback(host):
+    """True for an address only this machine can reach (127.0.0.0/8,
+    ``::1``, ``localhost``); ``0.0.0.0``, ``::`` and names are not."""
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1
+    return (mapped or address).is_loopback
+
+
+def default_credentials_exposed(http):
+    """True while ``http`` (an ``HttpServerConfig``) is Basic auth with the
+    shipped ``admin``/``public`` on an address beyond loopback."""
+    if http is None or http.auth_type != "basic" or is_loopback(http.ip_addr):
+        return False
+    same_user = hmac.compare_digest(http.username.encode(), _SHIPPED.username.encode())
+    same_password = hmac.compare_digest(http.password.encode(), _SHIPPED.password.encode())
+    return same_user and same_password
 
 
 def _header(request):
@@ -85,10 +128,13 @@ class JwtVerifier:
             jwt.decode(
                 token,
                 self.key,
-                algorithms=["RS256"],
+                algorithms=list(JWT_ALGORITHMS),
                 issuer=self.issuer,
                 leeway=JWT_LEEWAY,
-                options={"require": ["exp", "iss"], "verify_aud": False},
+                # Spelled out, so that no future default weakens them.
+                options={"require": ["exp", "iss"], "verify_signature": True,
+                         "verify_exp": True, "verify_nbf": True, "verify_iat": True,
+                         "verify_aud": False},
             )
         except jwt.ExpiredSignatureError:
             return TOKEN_EXPIRED

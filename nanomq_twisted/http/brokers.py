@@ -6,11 +6,16 @@ in NanoMQ's order and wording (including its "trun" typo), without the
 ones it lists but does not serve, plus our additions after them; the
 bridges and rules entries appear when those packages are mounted, the
 dashboard's login entries when the dashboard is on.
+
+``/brokers`` items carry NanoMQ's keys, in NanoMQ's order, and then ours:
+``default_credentials`` is true while the REST API takes the shipped
+``admin``/``public`` from beyond loopback (http/auth.py).
 """
 
 import time
 
 from .. import __version__
+from .auth import default_credentials_exposed
 from .common import ok
 
 # (path, name, method, descr, group); group None = always served.
@@ -117,6 +122,7 @@ def list_brokers(api, request):
         "sysdescr": "NanoMQ Broker",
         "uptime": _uptime(api),
         "version": __version__,
+        "default_credentials": default_credentials_exposed(api.http),
     }
     return ok(data=[item])
 

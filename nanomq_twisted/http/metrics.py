@@ -9,12 +9,15 @@ every counter to ``<name>_total``; NanoMQ's scrape jobs and dashboards use
 the names below exactly (``nanomq_messages_received``, ...).  The output is
 the Prometheus text format 0.0.4, in NanoMQ's order (``# TYPE`` before
 ``# HELP``).  ``*_max`` values are running maxima updated at each scrape,
-as NanoMQ does.
+as NanoMQ does.  ``nanomq_http_default_credentials`` (ours, last) is 1
+while the REST API takes the shipped ``admin``/``public`` from beyond
+loopback (http/auth.py).
 """
 
 import psutil
 from prometheus_client.core import CollectorRegistry, Metric
 
+from .auth import default_credentials_exposed
 from .common import dumps
 
 CONTENT_TYPE = b"text/plain; version=0.0.4"
@@ -36,6 +39,8 @@ METRICS = (
     ("nanomq_memory_usage_max", "gauge", "Highest resident memory seen (b)"),
     ("nanomq_cpu_usage", "gauge", "CPU usage of the broker process (%)"),
     ("nanomq_cpu_usage_max", "gauge", "Highest CPU usage seen (%)"),
+    ("nanomq_http_default_credentials", "gauge",
+     "1 while the REST API accepts the default admin/public beyond loopback"),
 )
 
 _PERCENT = ("nanomq_cpu_usage", "nanomq_cpu_usage_max")
@@ -78,9 +83,11 @@ def broker_gauges(broker):
 class NanoMQCollector:
     """The prometheus_client collector of one broker."""
 
-    def __init__(self, broker, sampler):
+    def __init__(self, broker, sampler, exposed=lambda: False):
         self.broker = broker
         self.sampler = sampler
+        #: ``exposed()``: are the default REST credentials open beyond loopback?
+        self.exposed = exposed
         self.maxima = {}
 
     def _max(self, name, value):
@@ -96,6 +103,7 @@ class NanoMQCollector:
             values[f"nanomq_{base}_max"] = self._max(base, values[f"nanomq_{base}_count"])
         values["nanomq_memory_usage_max"] = self._max("memory", values["nanomq_memory_usage"])
         values["nanomq_cpu_usage_max"] = self._max("cpu", values["nanomq_cpu_usage"])
+        values["nanomq_http_default_credentials"] = 1 if self.exposed() else 0
         for name, kind, help_text in METRICS:
             metric = Metric(name, help_text, kind)
             metric.add_sample(name, {}, values[name])
@@ -125,7 +133,8 @@ class PrometheusExporter:
     def __init__(self, api):
         self.sampler = ProcessSampler()
         self.registry = CollectorRegistry(auto_describe=False)
-        self.collector = NanoMQCollector(api.broker, self.sampler)
+        self.collector = NanoMQCollector(
+            api.broker, self.sampler, lambda: default_credentials_exposed(api.http))
         self.registry.register(self.collector)
 
     def scrape(self):

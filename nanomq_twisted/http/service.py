@@ -1,17 +1,40 @@
 """The HTTP listener of the REST API."""
 
+from twisted.logger import Logger
 from twisted.web.server import Site
 
 from ..transport.listeners import ListenerService, tcp_endpoint
 from .api import RootAPI
+from .auth import default_credentials_exposed
+
+_log = Logger()
 
 
 def build_http_listener(control, reactor):
     """``(RootAPI, ListenerService named "http")`` serving the REST API of
-    ``control`` (an ``IControl``) on ``http_server.ip_addr:port``."""
+    ``control`` (an ``IControl``) on ``http_server.ip_addr:port``.
+
+    Once the port is bound, a REST API that takes the shipped
+    ``admin``/``public`` from beyond loopback is warned about, once per
+    start of the listener (``/ctrl/restart`` starts a new one)."""
     api = RootAPI(control, reactor)
     site = Site(api.app.resource(), reactor=reactor, parsePOSTFormSubmission=False)
     site.displayTracebacks = False
     http = api.http
     endpoint = tcp_endpoint(reactor, http.ip_addr, http.port)
-    return api, ListenerService("http", endpoint, site, "(HTTP REST API)")
+    service = ListenerService("http", endpoint, site, "(HTTP REST API)")
+    service.listening.addCallback(lambda port: warn_if_exposed(api, port))
+    return api, service
+
+
+def warn_if_exposed(api, port):
+    """Log the warning if ``api`` takes the default credentials beyond
+    loopback; ``port`` is the bound ``IListeningPort`` (returned)."""
+    if default_credentials_exposed(api.http):
+        _log.warn(
+            "The REST API on {host}:{port} accepts the default credentials "
+            "admin/public from any address: set http_server.username and "
+            "http_server.password, or bind http_server.ip_addr to 127.0.0.1",
+            host=api.http.ip_addr, port=port.getHost().port,
+        )
+    return port

@@ -42,6 +42,7 @@ from nanomq_twisted.mqtt.packets import (
     Publish,
 )
 from nanomq_twisted.mqtt.properties import decode_properties, encode_properties
+from nanomq_twisted.mqtt.topics import is_shared_prefix_name
 from nanomq_twisted.mqtt.wire import U16, encode_varint
 
 __all__ = ["Decoder", "MqttError", "decode_publish", "encode",
@@ -80,10 +81,13 @@ class Decoder:
     packet must be CONNECT [MQTT-3.1.0-1], whose level is then adopted.
     A client (bridge) passes the level it connected with.  After an
     `MqttError` the stream cannot be resynchronised: close the connection.
+    In server mode the packets come from a client, which may not put a
+    Subscription Identifier in a PUBLISH [MQTT-3.3.4-6].
     """
 
     def __init__(self, protocol_level=None, max_packet_size=None):
         self.protocol_level = protocol_level
+        self.from_client = protocol_level is None
         # Total packet size limit, fixed header included; may be changed at
         # any time (e.g. once CONNECT negotiated a Maximum Packet Size).
         self.max_packet_size = max_packet_size
@@ -146,7 +150,7 @@ class Decoder:
                 raw = bytes(buf[pos:pos + total])
                 pos += total
                 if first >> 4 == PUBLISH:
-                    yield decode_publish(first, raw, i, self.protocol_level)
+                    yield decode_publish(first, raw, i, self.protocol_level, self.from_client)
                     continue
                 packet = _DECODERS[first >> 4](first & 0x0F, raw, i, total,
                                                self.protocol_level)
@@ -179,8 +183,9 @@ class Decoder:
                                   f"for type {ptype} [MQTT-2.2.2-2]")
 
 
-def decode_publish(first, raw, pos, level):
-    """Decode the PUBLISH in ``raw`` (the whole packet) from ``pos``."""
+def decode_publish(first, raw, pos, level, from_client=False):
+    """Decode the PUBLISH in ``raw`` (the whole packet) from ``pos``;
+    ``from_client``: sent by a client to this server."""
     qos = (first >> 1) & 3
     if qos == 3:
         raise MalformedPacket("PUBLISH QoS 3 [MQTT-3.3.1-4]")
@@ -214,12 +219,17 @@ def decode_publish(first, raw, pos, level):
             pos += 1
         else:
             props, pos = decode_properties(raw, pos, end, PUBLISH)
+            if from_client and "subscription_identifier" in props:
+                raise ProtocolError("Subscription Identifier in a PUBLISH from a client "
+                                    "[MQTT-3.3.4-6]")
     else:
         props = {}
     if "\x00" in topic:
         raise MalformedPacket("U+0000 in topic [MQTT-1.5.4-2]")
     if "+" in topic or "#" in topic:
         raise TopicNameInvalid("wildcard in topic name [MQTT-3.3.2-2]")
+    if is_shared_prefix_name(topic):
+        raise TopicNameInvalid("$share/ or $queue/ prefix in a topic name")
     if not topic:
         if level != 5:
             raise MalformedPacket("empty topic name [MQTT-4.7.3-1]")

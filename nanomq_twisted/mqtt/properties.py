@@ -14,7 +14,9 @@ Two value rules per row, on purpose different:
   the specification makes an error ("It is a Protocol Error ... to have a
   value other than 0 or 1").  The Payload Format Indicator has none: the
   specification names 0 and 1 but makes no other value an error, and a
-  server must forward it unaltered [MQTT-3.3.2-4].
+  server must forward it unaltered [MQTT-3.3.2-4].  A Response Topic is a
+  topic name and "MUST NOT contain wildcard characters" [MQTT-3.3.2-14]:
+  one that does is a Protocol Error (found by the fuzzer, tests/fuzzing).
 - ``bounds`` is what the *encoder* will ever write: the strict range a
   conforming receiver accepts (Maximum Packet Size 1..268,435,455, Receive
   Maximum 1..65,535, ...).  Writing outside it is a programming error
@@ -66,6 +68,8 @@ UTF8_PAIR = "utf8_pair"
 # Value constraints: (predicate, reason code when violated).
 _BOOLEAN = (lambda v: v in (0, 1), 0x82)
 _NON_ZERO = (lambda v: v != 0, 0x82)
+# [MQTT-3.3.2-14] a Response Topic is a topic name: no wildcards.
+_TOPIC_NAME = (lambda v: "+" not in v and "#" not in v, 0x82)
 # [MQTT-3.3.2-8] a Topic Alias of 0 is answered with Topic Alias invalid.
 _ALIAS = (lambda v: v != 0, 0x94)
 
@@ -104,7 +108,7 @@ PROPERTIES = (
     Property(0x02, "message_expiry_interval", FOUR_BYTE_INT, _MSG, _NONE, None,
              _U32),
     Property(0x03, "content_type", UTF8, _MSG, _NONE, None, None),
-    Property(0x08, "response_topic", UTF8, _MSG, _NONE, None, None),
+    Property(0x08, "response_topic", UTF8, _MSG, _NONE, _TOPIC_NAME, None),
     Property(0x09, "correlation_data", BINARY, _MSG, _NONE, None, None),
     Property(0x0B, "subscription_identifier", VARINT,
              _f({PUBLISH, SUBSCRIBE}), _f({PUBLISH}), _NON_ZERO,

@@ -24,13 +24,28 @@ def _fits(text):
     return len(text.encode("utf-8", "surrogatepass")) <= MAX_TOPIC_BYTES
 
 
+def is_shared_prefix_name(name):
+    """True for a topic *name* starting ``$share/`` or ``$queue/``.
+
+    Those prefixes only mean something in a topic filter; a PUBLISH (or
+    will) to such a name is refused with 0x90 Topic Name Invalid (as EMQX
+    does), so that nobody can publish to a name that reads like a shared
+    subscription and get it past an ACL rule or a rule-engine filter
+    written for the filter's real topic (docs/compatibility.md).
+    """
+    return name.startswith((SHARE_PREFIX, QUEUE_PREFIX))
+
+
 def validate_topic_name(name):
     """True for a topic name a PUBLISH may carry.
 
     Non-empty [MQTT-4.7.3-1], no wildcards [MQTT-3.3.2-2], no U+0000
-    [MQTT-1.5.4-2], at most 65535 bytes of UTF-8 [MQTT-4.7.3-3].
+    [MQTT-1.5.4-2], at most 65535 bytes of UTF-8 [MQTT-4.7.3-3], not
+    starting with ``$share/`` or ``$queue/`` (``is_shared_prefix_name``).
     """
     if not name or "+" in name or "#" in name or "\x00" in name:
+        return False
+    if is_shared_prefix_name(name):
         return False
     return _fits(name)
 

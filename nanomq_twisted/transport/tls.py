@@ -6,7 +6,11 @@ Three small pieces:
 
 - ``certificate_options(listener)`` turns the certificate keys of an
   ``SslListener`` (or a ``WsListener`` carrying the main ssl block's keys,
-  for WSS) into Twisted ``CertificateOptions``: TLS 1.2 and 1.3 only.
+  for WSS) into Twisted ``CertificateOptions``: TLS 1.2 and 1.3 only,
+  and for TLS 1.2 only the AEAD suites with forward secrecy
+  (``TLS12_CIPHERS``; TLS 1.3's suites are all of that kind).  The
+  published TEST certificates of ``etc/certs/`` are refused unless the
+  block sets ``allow_test_certificates`` (published_keys.py).
 - ``HandshakeGate`` sits between the TLS layer and the application
   protocol and builds that protocol only once the handshake has
   completed.  A failed handshake (wrong CA, missing client certificate,
@@ -45,16 +49,29 @@ from OpenSSL import SSL, crypto
 from twisted.internet import defer
 from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.ssl import CertificateOptions, TLSVersion
+from twisted.internet.ssl import AcceptableCiphers, CertificateOptions, TLSVersion
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from zope.interface import implementer
 
 from .listeners import tcp_endpoint
 from .protocol import TlsPeer
+from .published_keys import published_material, refusal
 
 #: Seconds a client has to complete the TLS (or WebSocket) handshake.
 HANDSHAKE_TIMEOUT = 10.0
+
+#: TLS 1.2 cipher suites: Mozilla's "intermediate" list -- ECDHE/DHE key
+#: exchange (forward secrecy) with AES-GCM or ChaCha20-Poly1305.  No RSA
+#: key exchange, no CBC, no SHA-1 MACs.  The DHE suites stay unused unless
+#: DH parameters are configured (they are not), as in most servers.
+TLS12_CIPHERS = ":".join((
+    "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
+    "DHE-RSA-AES128-GCM-SHA256", "DHE-RSA-AES256-GCM-SHA384",
+    "DHE-RSA-CHACHA20-POLY1305",
+))
 
 
 class TLSConfigError(Exception):
@@ -90,19 +107,26 @@ def _load_key(path, password):
     return crypto.PKey.from_cryptography_key(key)
 
 
-def certificate_options(listener):
+def certificate_options(listener, block="listeners.ssl"):
     """``CertificateOptions`` for a server listener's certificate keys.
 
     ``listener`` has ``keyfile``, ``certfile``, ``cacertfile``,
-    ``key_password``, ``verify_peer`` and ``fail_if_no_peer_cert``.  The
-    certificate file may hold a chain (leaf first).  Raises
+    ``key_password``, ``verify_peer``, ``fail_if_no_peer_cert`` and
+    ``allow_test_certificates``; ``block`` is its configuration path, for
+    errors.  The certificate file may hold a chain (leaf first).  Raises
     ``TLSConfigError`` for anything unusable, including a key that does not
-    match the certificate.
+    match the certificate and, without ``allow_test_certificates``, the
+    published TEST certificates.
     """
     if not listener.certfile or not listener.keyfile:
         raise TLSConfigError("a TLS listener needs certfile and keyfile")
     chain = _load_certs(listener.certfile, "certfile")
     key = _load_key(listener.keyfile, listener.key_password)
+    if not listener.allow_test_certificates:
+        found = published_material(listener.keyfile, listener.certfile,
+                                   listener.cacertfile, listener.key_password)
+        if found is not None:
+            raise TLSConfigError(refusal(block, found))
     kwargs = {}
     if listener.verify_peer:
         if not listener.cacertfile:
@@ -117,6 +141,7 @@ def certificate_options(listener):
         certificate=chain[0],
         extraCertChain=chain[1:],
         raiseMinimumTo=TLSVersion.TLSv1_2,
+        acceptableCiphers=AcceptableCiphers.fromOpenSSLCipherString(TLS12_CIPHERS),
         **kwargs,
     )
     try:
@@ -299,7 +324,9 @@ class TLSServerEndpoint:
 
     def listen(self, factory):
         try:
-            options = certificate_options(self.listener)
+            # WSS takes the main listeners.ssl block's keys.
+            block = "listeners.ssl" if self.name == "wss" else "listeners." + self.name
+            options = certificate_options(self.listener, block)
         except TLSConfigError:
             return defer.fail()
         gated = HandshakeGateFactory(

@@ -135,6 +135,23 @@ class HttpAuthTests(unittest.TestCase):
 
         return self.run_with_service(scenario)
 
+    def test_placeholder_values_cannot_inject_parameters(self):
+        """``%c``/``%u`` holding ``&``, ``=``, ``+``, ``#``, ``/`` reach the
+        service as one value each (the form encoding of auth-acl.md 4.2,
+        shared by bodies and query strings): nobody becomes "allow" by
+        naming themselves ``mallory&username=allow``."""
+        def scenario(clients, service, running):
+            username = "mallory&username=allow"
+            client = clients("a+/#&clientid=root", 5)
+            client.paho.username_pw_set(username, "pw")
+            self.assertEqual(client.connect(expect_success=False)[1].value,
+                             BAD_USER_NAME_OR_PASSWORD)
+            _path, args = service.seen[-1]
+            self.assertEqual((args["username"], args["clientid"]),
+                             (username, "a+/#&clientid=root"))
+
+        return self.run_with_service(scenario)
+
     def test_deny(self):
         def scenario(clients, service, running):
             self.assertEqual(self.connect_as(clients, "mallory")[1], BAD_USER_NAME_OR_PASSWORD)

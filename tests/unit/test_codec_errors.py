@@ -164,10 +164,31 @@ class ErrorTests(SynchronousTestCase):
         self.assertCode(0x82, pk.publish("a", qos=1, mid=0), 4)
         self.assertCode(0x82, pk.publish("a", qos=2, mid=0, level=5), 5)
 
+    def test_subscription_identifier_from_a_client_MQTT_3_3_4_6(self):
+        """Found by the fuzzer (tests/fuzzing): a client's PUBLISH with a
+        Subscription Identifier is a Protocol Error for the server; a
+        client decoder (a bridge) takes it from its server."""
+        connect = b"\x10\x0e\x00\x04MQTT\x05\x02\x00\x3c\x00\x00\x01c"
+        publish = b"\x32\x08\x00\x01t\x00\x01\x02\x0b\x05"
+        server = Decoder()
+        self.assertEqual(len(list(server.feed(connect))), 1)
+        exc = self.assertRaises(MqttError, list, server.feed(publish))
+        self.assertEqual(exc.reason_code, 0x82)
+        (packet,) = Decoder(protocol_level=5).feed(publish)
+        self.assertEqual(packet.properties, {"subscription_identifier": [5]})
+
     def test_publish_wildcard_topic_MQTT_3_3_2_2(self):
         for topic in ("a/+", "#", "a/#/b", "x+"):
             self.assertCode(0x90, pk.publish(topic, level=4), 4)
             self.assertCode(0x90, pk.publish(topic, level=5), 5)
+
+    def test_publish_shared_subscription_prefix_topic(self):
+        """Our rule (docs/compatibility.md): topic names starting $share/ or
+        $queue/ are refused like wildcards; the will topic too."""
+        for topic in ("$share/g/a", "$queue/a"):
+            self.assertCode(0x90, pk.publish(topic, level=4), 4)
+            self.assertCode(0x90, pk.publish(topic, level=5), 5)
+            self.assertCode(0x90, pk.connect("a", 5, will_topic=topic))
 
     def test_publish_empty_topic_MQTT_4_7_3_1(self):
         self.assertCode(0x81, pk.publish("", level=4), 4)

@@ -205,6 +205,10 @@ class BlockTests(SynchronousTestCase):
             (pk.p_u32(0x27, 0), CONNECT, 0x82),
             (pk.p_varint(0x0B, 0), SUBSCRIBE, 0x82),
             (pk.p_u16(0x23, 0), PUBLISH, 0x94),
+            # Found by the fuzzer: a Response Topic with wildcards
+            # [MQTT-3.3.2-14], in a PUBLISH and in a will.
+            (pk.p_str(0x08, "reply/+"), PUBLISH, 0x82),
+            (pk.p_str(0x08, "reply/#"), P.WILL_PROPERTIES, 0x82),
         ]
         for prop, ptype, code in cases:
             block = pk.props(prop)
@@ -282,7 +286,8 @@ class BlockTests(SynchronousTestCase):
             "payload_format_indicator": st.integers(0, 1),
             "message_expiry_interval": st.integers(0, 2**32 - 1),
             "content_type": text,
-            "response_topic": text,
+            # A topic name: no wildcards [MQTT-3.3.2-14].
+            "response_topic": text.filter(lambda t: "+" not in t and "#" not in t),
             "correlation_data": st.binary(max_size=20),
             "subscription_identifier": st.lists(
                 st.integers(1, 268435455), min_size=1, max_size=3),

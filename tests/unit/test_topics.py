@@ -26,6 +26,13 @@ class TopicNameTests(SynchronousTestCase):
     def test_empty_MQTT_4_7_3_1(self):
         self.assertFalse(validate_topic_name(""))
 
+    def test_shared_subscription_prefixes_are_not_names(self):
+        """``$share/`` and ``$queue/`` only mean something in filters."""
+        for name in ("$share/g/t", "$share/", "$queue/t", "$queue/"):
+            self.assertFalse(validate_topic_name(name), name)
+        for name in ("$shared/t", "$share", "$queue", "a/$share/g/t", "$SHARE/g/t"):
+            self.assertTrue(validate_topic_name(name), name)
+
     def test_wildcards_MQTT_3_3_2_2(self):
         for name in ("+", "#", "a/+", "a/#", "a+b", "a#"):
             self.assertFalse(validate_topic_name(name), name)

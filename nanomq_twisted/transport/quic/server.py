@@ -31,6 +31,7 @@ from twisted.internet import defer, error
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
+from ..published_keys import published_material, refusal
 from .driver import QuicDriver
 from .stream import ALPN, StreamSession
 
@@ -51,6 +52,11 @@ def server_configuration(listener):
         raise QuicConfigError(
             f"quic listener certfile {listener.certfile!r} / keyfile {listener.keyfile!r}: {exc}"
         )
+    if not listener.allow_test_certificates:
+        found = published_material(listener.keyfile, listener.certfile,
+                                   listener.cacertfile, listener.key_password)
+        if found is not None:
+            raise QuicConfigError(refusal("listeners.quic", found))
     return configuration
 
 
