@@ -9,12 +9,25 @@ and supplies ``_statements()`` (the gathering batch as SQL) and
 ``_reset_pending()`` (start a new one), and calls ``_touch()`` for every
 change it accepts.
 
-A batch closes after ``flush_threshold`` changes or ``delay`` seconds,
-whichever comes first; its statements are built on the reactor thread and
-run as one transaction in a worker thread (``run_in_thread``).  At most
-one batch is in flight; changes made meanwhile gather in the next one.  A
-failed batch is logged and counted, and its waiting callbacks are released
-anyway: holding acks forever would stall the publishers.
+When a batch closes.  Nobody waiting (``sqlite.sync_ack = false``, or
+changes no acknowledgement depends on): after ``flush_threshold`` changes
+or ``delay`` seconds, whichever comes first -- few, large transactions.
+Somebody waiting (``after_commit`` called while changes are pending): the
+batch closes as soon as the disk is free -- at once when the previous
+commit finishes, and after ``ack_delay`` seconds (0: the end of the
+current reactor turn, so that every PUBLISH read in one turn shares the
+commit) when nothing is being written.  So under load the commits run back
+to back, each covering everything that arrived during the one before (group
+commit: one transaction, one ``fsync``, however many messages), and the
+disk is never idle while acknowledgements wait.
+
+The statements are built on the reactor thread and run as one transaction
+in a worker thread (``run_in_thread``); the reactor never waits for the
+disk.  At most one batch is in flight; changes made meanwhile gather in the
+next one.  ``after_commit`` callbacks fire in the order they were given
+(they ride the batch gathering when they were given, and batches commit in
+order).  A failed batch is logged and counted, and its waiting callbacks
+are released anyway: holding acks forever would stall the publishers.
 """
 
 from twisted.internet import defer
@@ -31,12 +44,14 @@ class BatchWriter:
 
     _log = Logger()
 
-    def __init__(self, path, clock, run_in_thread, flush_threshold=100, delay=0.01):
+    def __init__(self, path, clock, run_in_thread, flush_threshold=100, delay=0.01,
+                 ack_delay=0.0):
         self.path = path
         self.clock = clock
         self.run_in_thread = run_in_thread
         self.flush_threshold = max(1, flush_threshold)
         self.delay = delay
+        self.ack_delay = ack_delay
         self.batches = 0
         self.failures = 0
         self._db = None
@@ -65,10 +80,21 @@ class BatchWriter:
     def after_commit(self, callback):
         if self._ops:
             self._pending_callbacks.append(callback)
+            if self._busy is None:
+                self._hurry()
         elif self._busy is not None:
             self._busy_callbacks.append(callback)
         else:
             callback()
+
+    def _hurry(self):
+        """Somebody waits for the gathering batch and the disk is free:
+        close it within ``ack_delay``."""
+        timer = self._timer
+        if timer is None:
+            self._timer = self.clock.callLater(self.ack_delay, self._timer_fired)
+        elif timer.getTime() > self.clock.seconds() + self.ack_delay:
+            timer.reset(self.ack_delay)
 
     # -- batching -----------------------------------------------------------
 
@@ -132,7 +158,7 @@ class BatchWriter:
     def _continue(self):
         if not self._ops:
             return
-        if self._ops >= self.flush_threshold or self._closed:
+        if self._pending_callbacks or self._ops >= self.flush_threshold or self._closed:
             self._kick()
         elif self._timer is None:
             self._timer = self.clock.callLater(self.delay, self._timer_fired)

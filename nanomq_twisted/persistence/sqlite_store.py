@@ -89,8 +89,8 @@ class SqliteStore(BatchWriter, StoreOps):
     enabled = True
 
     def __init__(self, path, clock, run_in_thread, flush_threshold=100, delay=0.01,
-                 sync_ack=False, max_rows=0):
-        super().__init__(path, clock, run_in_thread, flush_threshold, delay)
+                 sync_ack=False, max_rows=0, ack_delay=0.0):
+        super().__init__(path, clock, run_in_thread, flush_threshold, delay, ack_delay)
         self.sync_ack = sync_ack
         self.max_rows = max_rows
         self.rows = 0

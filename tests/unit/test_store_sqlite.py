@@ -106,6 +106,75 @@ class BatchingTests(StoreTestMixin, SynchronousTestCase):
         self.assertEqual(store.batches, 2)
         self.assertEqual(len(rows(self.path, "SELECT * FROM retained")), 3)
 
+    def test_waiting_ack_closes_batch_at_end_of_turn(self):
+        # Somebody waits and the disk is free: no 10 ms gathering delay,
+        # the batch goes once the current reactor turn is over.
+        store = self.make_store(sync_ack=True)
+        store.retained_set("t", Message("t", b"x", 1, True), 5.0, None)
+        store.retained_set("u", Message("u", b"y", 1, True), 5.0, None)
+        committed = []
+        store.after_commit(lambda: committed.append("t"))
+        self.assertEqual(self.runner.jobs, [])
+        self.clock.advance(0)
+        self.assertEqual(len(self.runner.jobs), 1)
+        self.runner.run_one()
+        self.assertEqual(committed, ["t"])
+        self.assertEqual(store.batches, 1)
+        self.assertEqual(len(rows(self.path, "SELECT * FROM retained")), 2)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_waited_batch_goes_as_soon_as_the_previous_commit_finishes(self):
+        store = self.make_store(sync_ack=True)
+        store.retained_set("a", Message("a", b"1", 1, True), 0.0, None)
+        store.after_commit(lambda: None)
+        self.clock.advance(0)
+        self.assertEqual(len(self.runner.jobs), 1)
+        # Arriving while "a" is written: they gather, however many...
+        committed = []
+        for topic in ("b", "c", "d"):
+            store.retained_set(topic, Message(topic, b"2", 1, True), 0.0, None)
+            store.after_commit(lambda topic=topic: committed.append(topic))
+        self.clock.advance(0)
+        self.assertEqual(len(self.runner.jobs), 1)
+        self.runner.run_one()
+        # ...and go as one transaction the moment the first commit is done,
+        # without waiting for any timer.
+        self.assertEqual(len(self.runner.jobs), 1)
+        self.assertEqual(committed, [])
+        self.runner.run_one()
+        self.assertEqual(committed, ["b", "c", "d"])
+        self.assertEqual(store.batches, 2)
+
+    def test_unwaited_changes_keep_the_gathering_delay(self):
+        store = self.make_store(sync_ack=True)
+        store.retained_set("a", Message("a", b"1", 1, True), 0.0, None)
+        store.after_commit(lambda: None)
+        self.clock.advance(0)
+        store.subscription_added("c", Subscription("c", "x", 1))
+        self.runner.run_one()
+        # Nobody waits for the subscription: it gathers for ``delay``.
+        self.assertEqual(self.runner.jobs, [])
+        self.clock.advance(0.009)
+        self.assertEqual(self.runner.jobs, [])
+        # An acknowledgement that starts waiting cuts the delay short.
+        store.after_commit(lambda: None)
+        self.clock.advance(0)
+        self.assertEqual(len(self.runner.jobs), 1)
+
+    def test_after_commit_callbacks_fire_in_order_across_batches(self):
+        store = self.make_store(sync_ack=True)
+        order = []
+        store.retained_set("a", Message("a", b"1", 1, True), 0.0, None)
+        store.after_commit(lambda: order.append(1))
+        self.clock.advance(0)
+        # Given while batch 1 is in flight and nothing new is pending: it
+        # fires with batch 1, before anything given later.
+        store.after_commit(lambda: order.append(2))
+        store.retained_set("b", Message("b", b"2", 1, True), 0.0, None)
+        store.after_commit(lambda: order.append(3))
+        self.runner.run_all()
+        self.assertEqual(order, [1, 2, 3])
+
     def test_after_commit_with_nothing_pending_is_immediate(self):
         store = self.make_store()
         called = []
