@@ -12,6 +12,9 @@ change it accepts.
 When a batch closes.  Nobody waiting (``sqlite.sync_ack = false``, or
 changes no acknowledgement depends on): after ``flush_threshold`` changes
 or ``delay`` seconds, whichever comes first -- few, large transactions.
+Never in the middle of a reactor turn: the changes one packet makes (a
+QoS 2 PUBLISH: the message for its subscribers, then its packet id) always
+commit together.
 Somebody waiting (``after_commit`` called while changes are pending): the
 batch closes as soon as the disk is free -- at once when the previous
 commit finishes, and after ``ack_delay`` seconds (0: the end of the
@@ -72,24 +75,32 @@ class BatchWriter:
 
     def _touch(self):
         self._ops += 1
+        if self._busy is not None:
+            return
         if self._ops >= self.flush_threshold:
-            self._kick()
-        elif self._timer is None and self._busy is None:
+            # Not now: the call that brought us here may be one of several
+            # a single packet makes (a QoS 2 PUBLISH queues the message,
+            # then records its packet id), and a batch must never split
+            # them -- a kill -9 between the two commits would route the
+            # resent PUBLISH again.  Batches close between reactor turns.
+            self._close_soon()
+        elif self._timer is None:
             self._timer = self.clock.callLater(self.delay, self._timer_fired)
 
     def after_commit(self, callback):
         if self._ops:
             self._pending_callbacks.append(callback)
             if self._busy is None:
-                self._hurry()
+                self._close_soon()
         elif self._busy is not None:
             self._busy_callbacks.append(callback)
         else:
             callback()
 
-    def _hurry(self):
-        """Somebody waits for the gathering batch and the disk is free:
-        close it within ``ack_delay``."""
+    def _close_soon(self):
+        """Somebody waits for the gathering batch (or it is full) and the
+        disk is free: close it within ``ack_delay``, never within the
+        current reactor turn."""
         timer = self._timer
         if timer is None:
             self._timer = self.clock.callLater(self.ack_delay, self._timer_fired)

@@ -71,6 +71,9 @@ class BatchingTests(StoreTestMixin, SynchronousTestCase):
         store.subscription_added("c", Subscription("c", "b", 2))
         self.assertEqual(self.runner.jobs, [])
         store.subscription_added("c", Subscription("c", "c", 0))
+        # Full, but it closes between reactor turns, not inside this one.
+        self.assertEqual(self.runner.jobs, [])
+        self.clock.advance(0)
         self.assertEqual(len(self.runner.jobs), 1)
         self.runner.run_all()
         self.assertEqual(len(rows(self.path, "SELECT * FROM subscriptions")), 3)
@@ -87,9 +90,26 @@ class BatchingTests(StoreTestMixin, SynchronousTestCase):
         self.runner.run_one()
         self.assertEqual(rows(self.path, "SELECT topic, payload FROM retained"), [("t", b"x")])
 
+    def test_a_full_batch_never_splits_one_packets_changes(self):
+        # A QoS 2 PUBLISH queues the message, then records its packet id:
+        # both must commit together, or a kill -9 between two commits
+        # would leave the message without the id that stops the resent
+        # PUBLISH from being routed again [MQTT-4.3.3].
+        store = self.make_store(threshold=1, sync_ack=True)
+        store.message_queued("sub", 1, Message("t", b"p", 2), 2, False, None)
+        store.rel_awaited("pub", 7, 0.0)
+        self.clock.advance(0)
+        self.assertEqual(len(self.runner.jobs), 1)
+        self.runner.run_one()
+        self.assertEqual(rows(self.path, "SELECT client_id, packet_id FROM awaiting_rel"),
+                         [("pub", 7)])
+        self.assertEqual(rows(self.path, "SELECT client_id, seq FROM deliveries"), [("sub", 1)])
+        self.assertEqual(store.batches, 1)
+
     def test_one_batch_in_flight(self):
         store = self.make_store(threshold=1)
         store.retained_set("a", Message("a", b"1", 0, True), 0.0, None)
+        self.clock.advance(0)
         self.assertEqual(len(self.runner.jobs), 1)
         # A second batch gathers while the first is being written...
         store.retained_set("b", Message("b", b"2", 0, True), 0.0, None)
