@@ -5,9 +5,9 @@
 Separate from the store because it is pure scheduling -- when a batch
 closes, that only one is in flight, when ``after_commit`` callbacks fire
 -- and knows nothing of what the statements say; the store subclasses it
-and supplies ``_statements()`` (the gathering batch as SQL) and
-``_reset_pending()`` (start a new one), and calls ``_touch()`` for every
-change it accepts.
+and supplies ``_statements()`` (the gathering batch), ``_run(db,
+statements)`` (apply them, in the worker thread) and ``_reset_pending()``
+(start a new batch), and calls ``_touch()`` for every change it accepts.
 
 When a batch closes.  Nobody waiting (``sqlite.sync_ack = false``, or
 changes no acknowledgement depends on): after ``flush_threshold`` changes
@@ -66,7 +66,13 @@ class BatchWriter:
         self._closed = False
 
     def _statements(self):
-        """The gathering batch as ``[(sql, [params, ...]), ...]``."""
+        """The gathering batch, as ``_run`` takes it; empty when nothing
+        is left to write."""
+        raise NotImplementedError
+
+    def _run(self, db, statements):
+        """Apply ``statements`` to ``db`` (worker thread, inside the
+        transaction)."""
         raise NotImplementedError
 
     def _reset_pending(self):
@@ -141,8 +147,7 @@ class BatchWriter:
         db = self._db
         db.execute("BEGIN")
         try:
-            for sql, rows in statements:
-                db.executemany(sql, rows)
+            self._run(db, statements)
         except BaseException:
             db.execute("ROLLBACK")
             raise

@@ -73,6 +73,7 @@ from .sqlite_rows import (
     dump_props,
     load_props,
     payload_bytes,
+    run_statements,
 )
 
 __all__ = ["DB_NAME", "SqliteStore"]
@@ -215,6 +216,9 @@ class SqliteStore(BatchWriter, StoreOps):
 
     def _statements(self):
         return self._pending.statements()
+
+    def _run(self, db, statements):
+        run_statements(db, statements)
 
     def session_saved(self, session, disconnected_at):
         self._pending.sessions[session.client_id] = (

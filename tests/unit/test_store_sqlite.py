@@ -17,6 +17,7 @@ from nanomq_twisted.core.message import Message
 from nanomq_twisted.core.session import Subscription
 from nanomq_twisted.mqtt.packets import Puback, Publish, Pubrec, Pubrel
 from nanomq_twisted.persistence.service import database_path
+from nanomq_twisted.persistence.sqlite_rows import CHUNKS, RowsSql, run_statements
 from nanomq_twisted.persistence.sqlite_store import DB_NAME, SqliteStore
 
 from .test_broker import Peer, make_broker, publishes
@@ -61,6 +62,28 @@ class StoreTestMixin:
         store.open()
         self.addCleanup(lambda: store._db is not None and store._db.close())
         return store
+
+
+class RowsSqlTests(SynchronousTestCase):
+    """Multi-row statements: every row count is written exactly, whatever
+    the chunking and padding (sqlite_rows.RowsSql)."""
+
+    def test_every_row_count_round_trips(self):
+        db = sqlite3.connect(":memory:")
+        self.addCleanup(db.close)
+        db.execute("CREATE TABLE t(a TEXT, b INT, c BLOB, PRIMARY KEY(a, b))")
+        put = RowsSql("INSERT OR REPLACE INTO t VALUES ", "(?,?,?)")
+        drop = RowsSql("DELETE FROM t WHERE (a, b) IN (VALUES ", "(?,?)", ")")
+        for count in (1, 2, 3, 5, 16, 17, 63, 64, 65, 130, 200):
+            rows = [(f"k{i % 3}", i, b"%d" % i) for i in range(count)]
+            run_statements(db, [(put, rows)])
+            self.assertEqual(sorted(db.execute("SELECT a, b, c FROM t")), sorted(rows))
+            # Delete every other row by its two-column key.
+            run_statements(db, [(drop, [(a, b) for a, b, _c in rows[::2]])])
+            self.assertEqual(sorted(db.execute("SELECT a, b, c FROM t")), sorted(rows[1::2]))
+            db.execute("DELETE FROM t")
+        # A handful of statement texts serve every count.
+        self.assertEqual(sorted(put._texts), list(CHUNKS))
 
 
 class BatchingTests(StoreTestMixin, SynchronousTestCase):
