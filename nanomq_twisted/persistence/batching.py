@@ -60,6 +60,9 @@ class BatchWriter:
         self._db = None
         self._ops = 0
         self._timer = None
+        #: True while ``_timer`` is the short one (``_close_soon``): the
+        #: gathering batch is already due, further changes need no check.
+        self._soon = False
         self._busy = None  # the Deferred of the batch being written
         self._busy_callbacks = []
         self._pending_callbacks = []
@@ -81,7 +84,7 @@ class BatchWriter:
 
     def _touch(self):
         self._ops += 1
-        if self._busy is not None:
+        if self._busy is not None or self._soon:
             return
         if self._ops >= self.flush_threshold:
             # Not now: the call that brought us here may be one of several
@@ -96,7 +99,7 @@ class BatchWriter:
     def after_commit(self, callback):
         if self._ops:
             self._pending_callbacks.append(callback)
-            if self._busy is None:
+            if self._busy is None and not self._soon:
                 self._close_soon()
         elif self._busy is not None:
             self._busy_callbacks.append(callback)
@@ -107,6 +110,7 @@ class BatchWriter:
         """Somebody waits for the gathering batch (or it is full) and the
         disk is free: close it within ``ack_delay``, never within the
         current reactor turn."""
+        self._soon = True
         timer = self._timer
         if timer is None:
             self._timer = self.clock.callLater(self.ack_delay, self._timer_fired)
@@ -117,6 +121,7 @@ class BatchWriter:
 
     def _timer_fired(self):
         self._timer = None
+        self._soon = False
         self._kick()
 
     def _kick(self):
@@ -128,6 +133,7 @@ class BatchWriter:
             if self._timer.active():
                 self._timer.cancel()
             self._timer = None
+        self._soon = False
         statements = self._statements()
         self._reset_pending()
         self._ops = 0
