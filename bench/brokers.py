@@ -76,6 +76,13 @@ def _sub_once(text, pattern, repl, what):
     return new
 
 
+def set_sync_ack(text, value):
+    """``text`` (a shipped config copy) with ``sqlite.sync_ack`` set to
+    ``value`` (True/False); the key must appear exactly once."""
+    word = "true" if value else "false"
+    return _sub_once(text, r'^(\s*sync_ack\s*=\s*)(true|false)\b', rf'\g<1>{word}', "sqlite.sync_ack")
+
+
 def shipped_config(workdir, tcp, ws, http):
     """The shipped config with ports/addresses and file locations moved.
 
@@ -212,7 +219,9 @@ class Broker:
         return False
 
 
-def start_nanomq(bare=False, python=sys.executable, extra_argv=()):
+def start_nanomq(bare=False, python=sys.executable, extra_argv=(), sync_ack=None):
+    """``sync_ack``: None = as shipped, else ``sqlite.sync_ack`` rewritten
+    to it in the copy (``set_sync_ack``)."""
     workdir = tempfile.mkdtemp(prefix="nanomq-bench-")
     tcp = free_port()
     conf = os.path.join(workdir, "nanomq.conf")
@@ -222,6 +231,8 @@ def start_nanomq(bare=False, python=sys.executable, extra_argv=()):
     else:
         ws, http = free_port(), free_port()
         text = shipped_config(workdir, tcp, ws, http)
+        if sync_ack is not None:
+            text = set_sync_ack(text, sync_ack)
         extra = (ws, http)
     with open(conf, "w") as f:
         f.write(text)

@@ -7,7 +7,10 @@ A publisher and a subscriber connection of the real core (``Broker``,
 decoded by the real ``Decoder`` from pre-built bytes in batches, as one
 ``dataReceived`` would see them, and the subscriber acknowledges QoS 1/2
 the same way.  Printed: microseconds per message for QoS 0 and QoS 1
-(1 -> 1) and QoS 0 fan-out 1 -> 100 per delivery, on the shipped
+(1 -> 1) and QoS 0 fan-out 1 -> 100 per delivery, and QoS 1 to a
+persistent subscriber through a real SQLite store whose commits run
+in-line (``inline_store``: their CPU is counted, the disk wait is not
+overlapped) with ``sqlite.sync_ack`` off and on, on the shipped
 ``etc/nanomq.conf`` mqtt section, so that changes to the hot path can be
 compared without the noise of the kernel and a second process.  This is a
 measuring tool, not a throughput claim: bench/run.py measures the broker.
@@ -18,6 +21,7 @@ import cProfile
 import os
 import pstats
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -50,12 +54,13 @@ class CountingSink:
 
 
 class Endpoint:
-    def __init__(self, broker, client_id):
+    def __init__(self, broker, client_id, clean=True, clock=None):
         self.broker = broker
+        self.clock = clock
         self.sink = CountingSink()
         self.conn = ClientConnection(broker, self.sink, TransportInfo(("127.0.0.1", 1)))
         self.decoder = Decoder(max_packet_size=broker.config.max_packet_size)
-        self.feed(connect_packet(client_id))
+        self.feed(connect_packet(client_id, clean=clean))
 
     def feed(self, data, now=0.0):
         broker = self.broker
@@ -63,16 +68,47 @@ class Endpoint:
         for packet in self.decoder.feed(data):
             self.conn.receive(packet, now)
         broker.in_turn = False
+        if self.clock is not None:
+            self.clock.advance(0)
         broker.flush()
 
 
-def run(qos, messages, subscribers=1):
+def inline_store(sync_ack, workdir):
+    """A real ``SqliteStore`` on a file in ``workdir`` whose "worker
+    thread" runs each commit in-line at the end of the turn that closed
+    the batch: the CPU a commit costs (SQLite's included) is counted, the
+    disk wait is not overlapped."""
+    from twisted.internet import defer, task
+
+    from nanomq_twisted.persistence.sqlite_store import SqliteStore
+
+    clock = task.Clock()
+
+    def run_in_thread(fn, *args):
+        return defer.succeed(fn(*args))
+
+    store = SqliteStore(os.path.join(workdir, "nano_qos_db.db"), clock, run_in_thread,
+                        sync_ack=sync_ack)
+    store.open()
+    return store, clock
+
+
+def run(qos, messages, subscribers=1, store=None):
+    """Microseconds per delivery; with ``store`` (``inline_store``) the
+    subscribers hold persistent sessions and every turn ends with the
+    store's due timers (its commits)."""
     broker = Broker(load(SHIPPED).mqtt, sys_events=False)
-    subs = [Endpoint(broker, f"s{i}") for i in range(subscribers)]
+    clock = None
+    if store is not None:
+        store, clock = store
+        broker.set_store(store)
+    subs = [Endpoint(broker, f"s{i}", clean=store is None) for i in range(subscribers)]
     for sub in subs:
         sub.feed(subscribe_packet(1, [("t", qos)]))
         sub.sink.chunks.clear()
-    pub = Endpoint(broker, "p")
+    for sub in subs:
+        sub.clock = clock
+    pub = Endpoint(broker, "p", clock=clock)
     payload = b"x" * 64
     batches = []
     mid = 0
@@ -82,7 +118,7 @@ def run(qos, messages, subscribers=1):
             mid = mid % 65535 + 1
             parts.append(publish_packet("t", payload, qos, mid))
         batches.append(b"".join(parts))
-    start = time.perf_counter()
+    start = time.process_time()
     for data in batches:
         pub.feed(data)
         if qos:
@@ -96,7 +132,7 @@ def run(qos, messages, subscribers=1):
         else:
             for sub in subs:
                 sub.sink.chunks.clear()
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     return elapsed / (messages * subscribers) * 1e6
 
 
@@ -105,13 +141,19 @@ def main():
     ap.add_argument("--messages", type=int, default=100_000)
     ap.add_argument("--profile", action="store_true")
     args = ap.parse_args()
-    cases = (("QoS 0 1->1", 0, 1), ("QoS 1 1->1", 1, 1), ("QoS 0 1->100", 0, 100))
-    for label, qos, fan in cases:
+    cases = (("QoS 0 1->1", 0, 1, None), ("QoS 1 1->1", 1, 1, None),
+             ("QoS 0 1->100", 0, 100, None),
+             ("QoS 1 1->1 persistent subscriber, sync_ack = false", 1, 1, False),
+             ("QoS 1 1->1 persistent subscriber, sync_ack = true", 1, 1, True))
+    for label, qos, fan, sync_ack in cases:
         count = args.messages if fan == 1 else args.messages // 50
+        store = None
+        if sync_ack is not None:
+            store = inline_store(sync_ack, tempfile.mkdtemp(prefix="core-path-"))
         if args.profile:
             profiler = cProfile.Profile()
             profiler.enable()
-        cost = run(qos, count, fan)
+        cost = run(qos, count, fan, store)
         if args.profile:
             profiler.disable()
             pstats.Stats(profiler).sort_stats("tottime").print_stats(12)

@@ -289,6 +289,10 @@ class Publisher:
         self.rest = b""
         self.rate = None
         self.stamp_time = False    # latency mode: send time into each payload
+        #: latency mode, QoS 1: seq -> send time (ns) until its PUBACK, and
+        #: (send ns, PUBACK ns) of every acknowledged message
+        self.sent_at = {}
+        self.ack_lat = []
         self.stalls = 0
         eng.add(sock, self.on_event, EPOLLIN)
 
@@ -355,9 +359,13 @@ class Publisher:
                 # latency mode (a few packets per send): the send time
                 b = ring.buf[k]
                 off = ring.pay_off + OFF_TS
-                t = TS.pack(time.perf_counter_ns())
+                now_ns = time.perf_counter_ns()
+                t = TS.pack(now_ns)
                 for j in range(i, i + n):
                     b[j * L + off:j * L + off + 8] = t
+                if self.qos:
+                    for q in range(seq, seq + n):
+                        self.sent_at[q] = now_ns
             self.pending = memoryview(ring.buf[k])[i * L:(i + n) * L]
             self.sent += n
         if self.want_write:
@@ -391,6 +399,8 @@ class Publisher:
         if self.qos and not self.ooo_acks and n:
             i = self.acked_low % self.ring.M
             if i + n < self.ring.M and self.acked_low + n <= self.sent and self.ring.acks.startswith(data, i * 4):
+                if self.sent_at:
+                    self._ack_times(range(self.acked_low, self.acked_low + n))
                 self.acked_low += n
                 self.rest = data[n * 4:]
                 if self.blocked_on is self:
@@ -413,12 +423,23 @@ class Publisher:
                     self.bad_acks += 1
                     continue
                 self.ooo_acks.add(seq)
+                if self.sent_at:
+                    self._ack_times((seq,))
                 while low in self.ooo_acks:
                     self.ooo_acks.discard(low)
                     low += 1
                 self.acked_low = low
             else:
                 self.other += 1
+
+    def _ack_times(self, seqs):
+        """Latency mode: note when the PUBACKs of ``seqs`` arrived."""
+        now = time.perf_counter_ns()
+        sent_at = self.sent_at
+        for seq in seqs:
+            t = sent_at.pop(seq, None)
+            if t is not None:
+                self.ack_lat.append((t, now))
 
     def check_stall(self, now, timeout):
         """Stall guard.  If the stream this publisher waits for has not

@@ -149,15 +149,18 @@ def read_until(sock, want, deadline, rest=b""):
     return got, buf
 
 
-def open_client(port, client_id, filters=(), sub_qos=0, timeout=20.0, host="127.0.0.1"):
+def open_client(port, client_id, filters=(), sub_qos=0, timeout=20.0, host="127.0.0.1",
+                clean=True):
     """Connect (blocking), wait for CONNACK, optionally subscribe (100
     filters per SUBSCRIBE), then return the socket non-blocking with
-    TCP_NODELAY set.  Setup is never inside a measuring window."""
+    TCP_NODELAY set.  Setup is never inside a measuring window.
+    ``clean=False``: a persistent session (CleanSession=0), which a
+    persisting broker keeps on disk."""
     deadline = time.monotonic() + timeout
     s = socket.create_connection((host, port), timeout=timeout)
     try:
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        s.sendall(connect_packet(client_id))
+        s.sendall(connect_packet(client_id, clean=clean))
         (connack,), rest = read_until(s, 1, deadline)
         if connack[0] != 0x20 or len(connack) < 3 or connack[2] != 0:
             raise ConnectionError(f"CONNACK refused for {client_id}: {connack!r}")

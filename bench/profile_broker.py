@@ -10,6 +10,7 @@ anywhere on the stack.  Prints the top 15 by own time.  Throughput of this
 run is printed but not part of the table (py-spy costs some CPU).
 
     python bench/profile_broker.py [--quick] [--bare] [--scenario NAME] [--out DIR]
+                                   [--sync-ack true|false]
 """
 
 import argparse
@@ -51,14 +52,14 @@ def top_functions(raw_path, n=15):
     return "\n".join(lines)
 
 
-def profile_qos0(opts, bare=False, out_dir=None, rate=200, scenario="qos0"):
+def profile_qos0(opts, bare=False, out_dir=None, rate=200, scenario="qos0", sync_ack=None):
     pyspy = shutil.which("py-spy")
     if not pyspy:
         return "py-spy not installed (pip install py-spy): no profile"
     out_dir = out_dir or tempfile.mkdtemp(prefix="nanomq-prof-")
     os.makedirs(out_dir, exist_ok=True)
     raw = os.path.join(out_dir, f"nanomq-{scenario}.pyspy.txt")
-    broker = brokers.start("nanomq-twisted", bare=bare)
+    broker = brokers.start_nanomq(bare=bare, sync_ack=sync_ack)
     err = b""
     try:
         dur = int(opts.warmup + opts.measure + 2)
@@ -91,11 +92,14 @@ def main():
     ap.add_argument("--bare", action="store_true")
     ap.add_argument("--out", default=None, help="directory for the raw py-spy output")
     ap.add_argument("--scenario", default="qos0", choices=sorted(SCENARIOS))
+    ap.add_argument("--sync-ack", choices=("true", "false"), default=None,
+                    help="override the shipped sqlite.sync_ack in the copy")
     args = ap.parse_args()
     brokers.raise_nofile()
     try:
         print(profile_qos0(Opts(quick=args.quick), bare=args.bare, out_dir=args.out,
-                           scenario=args.scenario))
+                           scenario=args.scenario,
+                           sync_ack=None if args.sync_ack is None else args.sync_ack == "true"))
     finally:
         brokers.stop_all()
 

@@ -60,6 +60,12 @@ METRICS = {
     "idle.connects_s": ("conn/s", True, "ratio", 1.0, True),
     "idle.rss_kib_per_conn": ("KiB", False, "max", 3.0, False),
     "retained.ms": ("ms", False, None, None, False),
+    "durable.msgs_s": ("msg/s", True, "ratio", 0.5, True),
+    "durable.lost": ("msgs", False, "zero", 0, False),
+    "durable_latency.ack_p50_us": ("us", False, None, None, False),
+    "durable_latency.ack_p99_us": ("us", False, None, None, False),
+    "durable_latency.p50_us": ("us", False, None, None, False),
+    "durable_latency.lost": ("msgs", False, "zero", 0, False),
 }
 
 # the figure that goes into the summary table per scenario
@@ -71,6 +77,9 @@ HEADLINE = {
     "latency": ["latency.p50_us", "latency.p99_us", "latency.lost"],
     "idle": ["idle.connects_s", "idle.rss_kib_per_conn"],
     "retained": ["retained.ms"],
+    "durable": ["durable.msgs_s", "durable.lost"],
+    "durable_latency": ["durable_latency.ack_p50_us", "durable_latency.ack_p99_us",
+                        "durable_latency.p50_us", "durable_latency.lost"],
 }
 
 
@@ -121,15 +130,18 @@ def _not_received(st, sent):
 
 
 # read coalescing per scenario (seconds slept after each epoll round)
-COALESCE = {"qos0": 0.001, "qos1": 0.001, "fanout": 0.02, "routing": 0.001, "latency": 0.0}
+COALESCE = {"qos0": 0.001, "qos1": 0.001, "fanout": 0.02, "routing": 0.001, "latency": 0.0,
+            "durable": 0.001, "durable_latency": 0.0}
 
 
-def run_flows(broker, opts, pubs, subs, name, rate=None):
+def run_flows(broker, opts, pubs, subs, name, rate=None, persistent=False):
     """Run one load shape.
 
     ``pubs``: list of ``(client_id, pub_id, topics, qos)``.
     ``subs``: list of ``(client_id, filters, sub_qos, [pub client ids])``.
     ``rate``: None (windowed flood) or msg/s per publisher (latency).
+    ``persistent``: subscribers connect with CleanSession=0, so a
+    persisting broker stores what it owes them.
     """
     eng = Engine()
     eng.coalesce = COALESCE.get(name, 0.0) if opts.coalesce is None else opts.coalesce
@@ -140,7 +152,7 @@ def run_flows(broker, opts, pubs, subs, name, rate=None):
         rings = {cid: Ring(pid, topics, qos, opts.ring) for cid, pid, topics, qos in pubs}
         sub_socks = []
         for cid, filters, sq, _src in subs:
-            s = open_client(broker.port, cid, filters, sq)
+            s = open_client(broker.port, cid, filters, sq, clean=not persistent)
             socks.append(s)
             sub_socks.append(s)
         publishers = {}
@@ -235,6 +247,13 @@ def run_flows(broker, opts, pubs, subs, name, rate=None):
             res[pre + "max_us"] = lat[-1] if lat else float("nan")
             res[pre + "samples"] = len(lat)
             res[pre + "rate"] = rate
+            acks = sorted((rx - tx) / 1e3 for p in publishers.values() for tx, rx in p.ack_lat
+                          if a.t <= _mono_of(tx) <= b.t)
+            if acks:
+                # publisher's PUBLISH send -> its PUBACK received (µs)
+                res[pre + "ack_p50_us"] = percentile(acks, 0.50)
+                res[pre + "ack_p99_us"] = percentile(acks, 0.99)
+                res[pre + "ack_max_us"] = acks[-1]
         return res
     finally:
         for s in socks:
@@ -388,6 +407,25 @@ def retained(broker, opts):
             "retained.received_min": min(counts)}
 
 
+def durable(broker, opts):
+    """QoS 1 4 -> 4 as ``qos1``, but the subscribers hold persistent
+    sessions (CleanSession=0): every message is owed to a durable session,
+    so with ``sqlite.sync_ack`` each PUBACK waits for the commit holding
+    its message."""
+    pubs, subs = _pairs("dq", 4, 1)
+    return run_flows(broker, opts, pubs, subs, "durable", persistent=True)
+
+
+def durable_latency(broker, opts):
+    """1 -> 1 at 1,000 msg/s QoS 1 to a persistent subscriber: one-way
+    latency as ``latency``, plus the publisher's PUBLISH -> PUBACK time
+    (``ack_p50_us``/``ack_p99_us``), which with ``sqlite.sync_ack``
+    includes the commit."""
+    pubs = [("dl-p0", 1, ["dl/t"], 1)]
+    subs = [("dl-s0", ["dl/t"], 1, ["dl-p0"])]
+    return run_flows(broker, opts, pubs, subs, "durable_latency", rate=1000, persistent=True)
+
+
 SCENARIOS = {
     "qos0": qos0,
     "qos1": qos1,
@@ -396,4 +434,6 @@ SCENARIOS = {
     "latency": latency,
     "idle": idle,
     "retained": retained,
+    "durable": durable,
+    "durable_latency": durable_latency,
 }

@@ -269,8 +269,10 @@ class SqliteConfig:
     mounted_file_path: str = "./"
     flush_mem_threshold: int = 100
     resend_interval: int = 5000
-    #: Our key: hold PUBACK/PUBREC until what the publish stored is on disk.
-    sync_ack: bool = False
+    #: Our key: hold PUBACK/PUBREC (and PUBREL) until what the publish
+    #: stored is on disk.  On by default: acknowledged means durable
+    #: (docs/compatibility.md).
+    sync_ack: bool = True
 
 
 @dataclass(frozen=True)

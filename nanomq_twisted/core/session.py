@@ -384,9 +384,32 @@ class Session:
             self._forget(flow.seq)
             self.pump(now)
             return False
-        if first and flow.seq is not None and self.journal is not None:
-            self.journal.released(flow.seq)
+        journal = self.journal
+        if first and flow.seq is not None and journal is not None:
+            journal.released(flow.seq)
+        if journal is not None and journal.store.sync_ack:
+            self._pubrel_after_commit(flow)
+            return False
         return True
+
+    def _pubrel_after_commit(self, flow):
+        """Send the PUBREL of ``flow`` once its PUBREC is on disk.
+
+        The PUBREL lets the client deliver the message and forget its
+        packet id (paho delivers on PUBREL).  If a ``kill -9`` then lost the
+        released state, the restarted broker would resend the PUBLISH,
+        which the client must take as a new message [MQTT-4.3.3]: a
+        duplicate.  So with ``sqlite.sync_ack`` the PUBREL waits for the
+        commit, as PUBACK/PUBREC do; PUBRELs keep the order of their
+        PUBRECs [MQTT-4.6.0-4] because commit callbacks fire in order."""
+        conn = self.conn
+        pid = flow.packet_id
+
+        def committed():
+            if conn is not None and self.conn is conn and self.flows.get(pid) is flow:
+                conn.write(conn.encode(Pubrel(pid)))
+
+        self.journal.store.after_commit(committed)
 
     def on_pubcomp(self, pid, now):
         flow = self.flows.pubcomp(pid)

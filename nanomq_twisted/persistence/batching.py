@@ -5,16 +5,32 @@
 Separate from the store because it is pure scheduling -- when a batch
 closes, that only one is in flight, when ``after_commit`` callbacks fire
 -- and knows nothing of what the statements say; the store subclasses it
-and supplies ``_statements()`` (the gathering batch as SQL) and
-``_reset_pending()`` (start a new one), and calls ``_touch()`` for every
-change it accepts.
+and supplies ``_statements()`` (the gathering batch), ``_run(db,
+statements)`` (apply them, in the worker thread) and ``_reset_pending()``
+(start a new batch), and calls ``_touch()`` for every change it accepts.
 
-A batch closes after ``flush_threshold`` changes or ``delay`` seconds,
-whichever comes first; its statements are built on the reactor thread and
-run as one transaction in a worker thread (``run_in_thread``).  At most
-one batch is in flight; changes made meanwhile gather in the next one.  A
-failed batch is logged and counted, and its waiting callbacks are released
-anyway: holding acks forever would stall the publishers.
+When a batch closes.  Nobody waiting (``sqlite.sync_ack = false``, or
+changes no acknowledgement depends on): after ``flush_threshold`` changes
+or ``delay`` seconds, whichever comes first -- few, large transactions.
+Never in the middle of a reactor turn: the changes one packet makes (a
+QoS 2 PUBLISH: the message for its subscribers, then its packet id) always
+commit together.
+Somebody waiting (``after_commit`` called while changes are pending): the
+batch closes as soon as the disk is free -- at once when the previous
+commit finishes, and after ``ack_delay`` seconds (0: the end of the
+current reactor turn, so that every PUBLISH read in one turn shares the
+commit) when nothing is being written.  So under load the commits run back
+to back, each covering everything that arrived during the one before (group
+commit: one transaction, one ``fsync``, however many messages), and the
+disk is never idle while acknowledgements wait.
+
+The statements are built on the reactor thread and run as one transaction
+in a worker thread (``run_in_thread``); the reactor never waits for the
+disk.  At most one batch is in flight; changes made meanwhile gather in the
+next one.  ``after_commit`` callbacks fire in the order they were given
+(they ride the batch gathering when they were given, and batches commit in
+order).  A failed batch is logged and counted, and its waiting callbacks
+are released anyway: holding acks forever would stall the publishers.
 """
 
 from twisted.internet import defer
@@ -31,24 +47,35 @@ class BatchWriter:
 
     _log = Logger()
 
-    def __init__(self, path, clock, run_in_thread, flush_threshold=100, delay=0.01):
+    def __init__(self, path, clock, run_in_thread, flush_threshold=100, delay=0.01,
+                 ack_delay=0.0):
         self.path = path
         self.clock = clock
         self.run_in_thread = run_in_thread
         self.flush_threshold = max(1, flush_threshold)
         self.delay = delay
+        self.ack_delay = ack_delay
         self.batches = 0
         self.failures = 0
         self._db = None
         self._ops = 0
         self._timer = None
+        #: True while ``_timer`` is the short one (``_close_soon``): the
+        #: gathering batch is already due, further changes need no check.
+        self._soon = False
         self._busy = None  # the Deferred of the batch being written
         self._busy_callbacks = []
         self._pending_callbacks = []
         self._closed = False
 
     def _statements(self):
-        """The gathering batch as ``[(sql, [params, ...]), ...]``."""
+        """The gathering batch, as ``_run`` takes it; empty when nothing
+        is left to write."""
+        raise NotImplementedError
+
+    def _run(self, db, statements):
+        """Apply ``statements`` to ``db`` (worker thread, inside the
+        transaction)."""
         raise NotImplementedError
 
     def _reset_pending(self):
@@ -57,23 +84,44 @@ class BatchWriter:
 
     def _touch(self):
         self._ops += 1
+        if self._busy is not None or self._soon:
+            return
         if self._ops >= self.flush_threshold:
-            self._kick()
-        elif self._timer is None and self._busy is None:
+            # Not now: the call that brought us here may be one of several
+            # a single packet makes (a QoS 2 PUBLISH queues the message,
+            # then records its packet id), and a batch must never split
+            # them -- a kill -9 between the two commits would route the
+            # resent PUBLISH again.  Batches close between reactor turns.
+            self._close_soon()
+        elif self._timer is None:
             self._timer = self.clock.callLater(self.delay, self._timer_fired)
 
     def after_commit(self, callback):
         if self._ops:
             self._pending_callbacks.append(callback)
+            if self._busy is None and not self._soon:
+                self._close_soon()
         elif self._busy is not None:
             self._busy_callbacks.append(callback)
         else:
             callback()
 
+    def _close_soon(self):
+        """Somebody waits for the gathering batch (or it is full) and the
+        disk is free: close it within ``ack_delay``, never within the
+        current reactor turn."""
+        self._soon = True
+        timer = self._timer
+        if timer is None:
+            self._timer = self.clock.callLater(self.ack_delay, self._timer_fired)
+        elif timer.getTime() > self.clock.seconds() + self.ack_delay:
+            timer.reset(self.ack_delay)
+
     # -- batching -----------------------------------------------------------
 
     def _timer_fired(self):
         self._timer = None
+        self._soon = False
         self._kick()
 
     def _kick(self):
@@ -85,6 +133,7 @@ class BatchWriter:
             if self._timer.active():
                 self._timer.cancel()
             self._timer = None
+        self._soon = False
         statements = self._statements()
         self._reset_pending()
         self._ops = 0
@@ -104,8 +153,7 @@ class BatchWriter:
         db = self._db
         db.execute("BEGIN")
         try:
-            for sql, rows in statements:
-                db.executemany(sql, rows)
+            self._run(db, statements)
         except BaseException:
             db.execute("ROLLBACK")
             raise
@@ -132,7 +180,7 @@ class BatchWriter:
     def _continue(self):
         if not self._ops:
             return
-        if self._ops >= self.flush_threshold or self._closed:
+        if self._pending_callbacks or self._ops >= self.flush_threshold or self._closed:
             self._kick()
         elif self._timer is None:
             self._timer = self.clock.callLater(self.delay, self._timer_fired)

@@ -27,8 +27,12 @@ from .sqlite_store import DB_NAME, SqliteStore
 
 __all__ = ["PersistenceService", "build_persistence", "database_path"]
 
-#: How long a batch may gather before it is written (seconds).
+#: How long a batch nobody waits for may gather before it is written (s).
 BATCH_DELAY = 0.01
+#: How long a batch an acknowledgement waits for may gather when the disk
+#: is free (s): 0 = until the end of the current reactor turn, so the
+#: PUBLISHes read together share one commit (batching.py).
+ACK_DELAY = 0.0
 
 SERVER_SHUTTING_DOWN = 0x8B
 
@@ -130,6 +134,7 @@ def build_persistence(config, broker, reactor):
         delay=BATCH_DELAY,
         sync_ack=sqlite.sync_ack,
         max_rows=sqlite.disk_cache_size,
+        ack_delay=ACK_DELAY,
     )
     broker.set_store(store)
     return PersistenceService(store, broker, reactor)

@@ -14,6 +14,7 @@ back as tuples, as the codec produces them.
 """
 
 import json
+from itertools import chain
 
 DB_NAME = "nano_qos_db.db"
 
@@ -85,6 +86,98 @@ def payload_bytes(payload):
     return payload if isinstance(payload, bytes) else bytes(payload or b"")
 
 
+#: Rows per multi-row statement (``RowsSql``): a few fixed sizes, so that a
+#: handful of statement texts serve every batch; 64 rows of the widest row
+#: (``messages``, 10 columns) stay under SQLite's historic limit of 999
+#: bound variables.
+CHUNKS = (1, 4, 16, 64)
+
+
+class RowsSql:
+    """One statement applied to many rows in as few steps as possible:
+    ``head`` + ``each`` repeated once per row + ``tail``, with the rows'
+    values flattened.
+
+    Why not ``executemany``: it steps SQLite once per row, and every step
+    releases and retakes the GIL; under load each retake can wait for the
+    reactor thread (and then takes the GIL from it).  Rows go in chunks of
+    one of the ``CHUNKS`` sizes, the last chunk padded by repeating its last
+    row -- every ``RowsSql`` here is idempotent per row (INSERT OR REPLACE,
+    DELETE), so a repeated row changes nothing -- which keeps the number of
+    distinct statement texts small enough for sqlite3's statement cache."""
+
+    __slots__ = ("_texts", "each", "head", "tail")
+
+    def __init__(self, head, each, tail=""):
+        self.head = head
+        self.each = each
+        self.tail = tail
+        self._texts = {}
+
+    def text(self, size):
+        text = self._texts.get(size)
+        if text is None:
+            text = self._texts[size] = self.head + ",".join([self.each] * size) + self.tail
+        return text
+
+    def run(self, db, rows):
+        """Apply to ``rows`` (worker thread)."""
+        largest = CHUNKS[-1]
+        start, count = 0, len(rows)
+        while start < count:
+            left = count - start
+            size = largest if left >= largest else next(c for c in CHUNKS if c >= left)
+            chunk = rows[start:start + size]
+            if len(chunk) < size:
+                chunk = chunk + [chunk[-1]] * (size - len(chunk))
+            db.execute(self.text(size), list(chain.from_iterable(chunk)))
+            start += size
+
+
+def run_statements(db, statements):
+    """Run what ``Pending.statements`` returned (worker thread, inside
+    the batch's transaction)."""
+    for target, rows in statements:
+        if isinstance(target, RowsSql):
+            target.run(db, rows)
+        else:
+            db.executemany(target, rows)
+
+
+def _values(table, width):
+    return RowsSql(f"INSERT OR REPLACE INTO {table} VALUES ", "(" + ",".join("?" * width) + ")")
+
+
+def _keys(table, columns):
+    if len(columns) == 1:
+        return RowsSql(f"DELETE FROM {table} WHERE {columns[0]} IN (VALUES ", "(?)", ")")
+    names = ", ".join(columns)
+    each = "(" + ",".join("?" * len(columns)) + ")"
+    return RowsSql(f"DELETE FROM {table} WHERE ({names}) IN (VALUES ", each, ")")
+
+
+# The statements a batch is made of (see ``Pending.statements``).
+DELETE_SESSION = tuple(_keys(t, ("client_id",))
+                       for t in ("sessions", "subscriptions", "deliveries", "awaiting_rel"))
+PUT_SESSION = _values("sessions", 4)
+DELETE_SUBSCRIPTION = _keys("subscriptions", ("client_id", "topic_filter"))
+PUT_SUBSCRIPTION = _values("subscriptions", 8)
+PUT_MESSAGE = _values("messages", 10)
+PUT_DELIVERY = _values("deliveries", 8)
+UPDATE_DELIVERY = ("UPDATE deliveries SET packet_id = coalesce(?, packet_id),"
+                   " released = max(released, ?) WHERE client_id = ? AND seq = ?")
+DELETE_DELIVERY = _keys("deliveries", ("client_id", "seq"))
+DELETE_MESSAGE = _keys("messages", ("id",))
+DELETE_RETAINED = _keys("retained", ("topic",))
+PUT_RETAINED = _values("retained", 8)
+DELETE_REL = _keys("awaiting_rel", ("client_id", "packet_id"))
+PUT_REL = _values("awaiting_rel", 3)
+PUT_RULE = _values("rules", 2)
+PUT_BRIDGE = _values("bridges", 2)
+DELETE_BRIDGE_MESSAGE = _keys("bridge_messages", ("seq",))
+PUT_BRIDGE_MESSAGE = _values("bridge_messages", 8)
+
+
 class Delivery:
     """A pending change to one ``deliveries`` row."""
 
@@ -120,29 +213,23 @@ class Pending:
         self.bridge_msgs = {}  # seq -> row or None (delete)
 
     def statements(self):
-        """The gathering batch as ``[(sql, [params, ...]), ...]``, in an
-        order that makes the coalesced changes come out right."""
+        """The gathering batch as ``[(statement, [params, ...]), ...]`` for
+        ``run_statements``, in an order that makes the coalesced changes
+        come out right."""
         out = []
         if self.deleted_sessions:
             ids = [(c,) for c in self.deleted_sessions]
-            out.append(("DELETE FROM sessions WHERE client_id = ?", ids))
-            out.append(("DELETE FROM subscriptions WHERE client_id = ?", ids))
-            out.append(("DELETE FROM deliveries WHERE client_id = ?", ids))
-            out.append(("DELETE FROM awaiting_rel WHERE client_id = ?", ids))
+            out.extend((statement, ids) for statement in DELETE_SESSION)
         if self.sessions:
-            out.append(("INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?)",
-                        list(self.sessions.values())))
+            out.append((PUT_SESSION, list(self.sessions.values())))
         removed = [k for k, row in self.subs.items() if row is None]
         if removed:
-            out.append(("DELETE FROM subscriptions WHERE client_id = ? AND topic_filter = ?",
-                        removed))
+            out.append((DELETE_SUBSCRIPTION, removed))
         added = [row for row in self.subs.values() if row is not None]
         if added:
-            out.append(("INSERT OR REPLACE INTO subscriptions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        added))
+            out.append((PUT_SUBSCRIPTION, added))
         if self.new_messages:
-            out.append(("INSERT OR REPLACE INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        list(self.new_messages.values())))
+            out.append((PUT_MESSAGE, list(self.new_messages.values())))
         inserts, updates, deletes = [], [], []
         for (cid, seq), change in self.deliveries.items():
             if change.insert is not None:
@@ -152,44 +239,35 @@ class Pending:
             else:
                 updates.append((change.packet_id, int(change.released), cid, seq))
         if inserts:
-            out.append(("INSERT OR REPLACE INTO deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        inserts))
+            out.append((PUT_DELIVERY, inserts))
         if updates:
-            out.append((("UPDATE deliveries SET packet_id = coalesce(?, packet_id),"
-                        " released = max(released, ?) WHERE client_id = ? AND seq = ?"),
-                        updates))
+            out.append((UPDATE_DELIVERY, updates))
         if deletes:
-            out.append(("DELETE FROM deliveries WHERE client_id = ? AND seq = ?", deletes))
+            out.append((DELETE_DELIVERY, deletes))
         if self.dead_messages:
-            out.append(("DELETE FROM messages WHERE id = ?",
-                        [(m,) for m in self.dead_messages]))
+            out.append((DELETE_MESSAGE, [(m,) for m in self.dead_messages]))
         gone = [(t,) for t, row in self.retained.items() if row is None]
         if gone:
-            out.append(("DELETE FROM retained WHERE topic = ?", gone))
+            out.append((DELETE_RETAINED, gone))
         kept = [row for row in self.retained.values() if row is not None]
         if kept:
-            out.append(("INSERT OR REPLACE INTO retained VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        kept))
+            out.append((PUT_RETAINED, kept))
         freed = [k for k, row in self.rels.items() if row is None]
         if freed:
-            out.append(("DELETE FROM awaiting_rel WHERE client_id = ? AND packet_id = ?",
-                        freed))
+            out.append((DELETE_REL, freed))
         awaited = [row for row in self.rels.values() if row is not None]
         if awaited:
-            out.append(("INSERT OR REPLACE INTO awaiting_rel VALUES (?, ?, ?)", awaited))
+            out.append((PUT_REL, awaited))
         if self.rules:
-            out.append(("INSERT OR REPLACE INTO rules VALUES (?, ?)",
-                        list(self.rules.values())))
+            out.append((PUT_RULE, list(self.rules.values())))
         if self.bridges:
-            out.append(("INSERT OR REPLACE INTO bridges VALUES (?, ?)",
-                        list(self.bridges.values())))
+            out.append((PUT_BRIDGE, list(self.bridges.values())))
         done = [(seq,) for seq, row in self.bridge_msgs.items() if row is None]
         if done:
-            out.append(("DELETE FROM bridge_messages WHERE seq = ?", done))
+            out.append((DELETE_BRIDGE_MESSAGE, done))
         owed = [row for row in self.bridge_msgs.values() if row is not None]
         if owed:
-            out.append(("INSERT OR REPLACE INTO bridge_messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        owed))
+            out.append((PUT_BRIDGE_MESSAGE, owed))
         return out
 
 

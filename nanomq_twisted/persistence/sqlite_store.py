@@ -73,6 +73,7 @@ from .sqlite_rows import (
     dump_props,
     load_props,
     payload_bytes,
+    run_statements,
 )
 
 __all__ = ["DB_NAME", "SqliteStore"]
@@ -89,8 +90,8 @@ class SqliteStore(BatchWriter, StoreOps):
     enabled = True
 
     def __init__(self, path, clock, run_in_thread, flush_threshold=100, delay=0.01,
-                 sync_ack=False, max_rows=0):
-        super().__init__(path, clock, run_in_thread, flush_threshold, delay)
+                 sync_ack=False, max_rows=0, ack_delay=0.0):
+        super().__init__(path, clock, run_in_thread, flush_threshold, delay, ack_delay)
         self.sync_ack = sync_ack
         self.max_rows = max_rows
         self.rows = 0
@@ -216,6 +217,9 @@ class SqliteStore(BatchWriter, StoreOps):
     def _statements(self):
         return self._pending.statements()
 
+    def _run(self, db, statements):
+        run_statements(db, statements)
+
     def session_saved(self, session, disconnected_at):
         self._pending.sessions[session.client_id] = (
             session.client_id, session.expiry_interval, session.username,
@@ -250,26 +254,35 @@ class SqliteStore(BatchWriter, StoreOps):
         self._touch()
 
     def message_queued(self, client_id, seq, message, qos, retain, sub_ids):
+        # The hottest call with persistent subscribers: kept flat.
+        pending = self._pending
         key = id(message)
         ref = self._refs.get(key)
         if ref is None or ref[0] is not message:
             mid = self._next_message_id
-            self._next_message_id += 1
+            self._next_message_id = mid + 1
             self._refs[key] = [message, mid, 1]
-            self._pending.new_messages[mid] = (
-                mid, message.topic, payload_bytes(message.payload), message.qos,
-                int(message.retain), dump_props(message.properties), message.created,
+            payload = message.payload
+            properties = message.properties
+            pending.new_messages[mid] = (
+                mid, message.topic,
+                payload if type(payload) is bytes else payload_bytes(payload),
+                message.qos, int(message.retain),
+                dump_props(properties) if properties else None, message.created,
                 message.expiry_at, message.sender, message.username,
             )
         else:
             mid = ref[1]
             ref[2] += 1
-        self._owed.setdefault(client_id, {})[seq] = key
+        owed = self._owed.get(client_id)
+        if owed is None:
+            owed = self._owed[client_id] = {}
+        owed[seq] = key
         self.rows += 1
         change = Delivery()
-        change.insert = (client_id, seq, mid, qos, int(retain),
+        change.insert = (client_id, seq, mid, qos, 1 if retain else 0,
                          json.dumps(list(sub_ids)) if sub_ids else None)
-        self._pending.deliveries[(client_id, seq)] = change
+        pending.deliveries[(client_id, seq)] = change
         self.changes += 1
         self._touch()
 

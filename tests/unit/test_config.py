@@ -116,6 +116,13 @@ class DefaultsTests(SynchronousTestCase):
                          (8081, "0.0.0.0", 32, 1048576))
         self.assertEqual((http.username, http.password, http.auth_type), ("admin", "public", "basic"))
 
+    def test_durable_acks_are_the_default(self):
+        # Issue 18: acknowledged means durable, in the shipped file and
+        # when the key is left out (our key; NanoMQ has no such switch).
+        self.assertTrue(loads("sqlite {}", env={}).sqlite.sync_ack)
+        self.assertFalse(loads("sqlite { sync_ack = false }", env={}).sqlite.sync_ack)
+        self.assertTrue(load(os.path.join(ETC, "nanomq.conf"), env={}).sqlite.sync_ack)
+
     def test_client_max_packet_size_follows_max(self):
         mqtt = loads("mqtt.max_packet_size = 2KB", env={}).mqtt
         self.assertEqual(mqtt.client_max_packet_size, 2048)

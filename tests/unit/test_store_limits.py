@@ -103,6 +103,41 @@ class StoreLimitTests(StoreTestMixin, SynchronousTestCase):
         self.runner.run_all()
         self.assertEqual(pub.received(), [Pubrec(1)])
 
+    def test_sync_ack_holds_pubrel_until_pubrec_is_durable(self):
+        # [MQTT-4.3.3] exactly once across a kill -9: the client delivers on
+        # PUBREL, so the PUBREL waits until "released" is on disk; else a
+        # restart would resend the PUBLISH and the client take it as new.
+        directory = os.path.abspath(self.mktemp())
+        broker, store = self.start(directory, sync_ack=True)
+        sub = Peer(broker, "sub", clean=False)
+        sub.connect()
+        sub.subscribe("t", 2)
+        pub = Peer(broker, "pub")
+        pub.connect()
+        pub.publish("t", b"x", 2)
+        self.commit(store)
+        (publish,) = publishes(sub.received())
+        sub.send(Pubrec(publish.packet_id))
+        sub.send(Pubrec(2))  # unknown id: answered at once [MQTT-4.3.3]
+        self.assertEqual(sub.received(), [Pubrel(2)])
+        self.commit(store)
+        self.assertEqual(sub.received(), [Pubrel(publish.packet_id)])
+        self.assertEqual(
+            rows(store.path, "SELECT released FROM deliveries WHERE client_id = 'sub'"), [(1,)])
+
+    def test_pubrel_at_once_without_sync_ack(self):
+        directory = os.path.abspath(self.mktemp())
+        broker, _store = self.start(directory)
+        sub = Peer(broker, "sub", clean=False)
+        sub.connect()
+        sub.subscribe("t", 2)
+        pub = Peer(broker, "pub")
+        pub.connect()
+        pub.publish("t", b"x", 2)
+        (publish,) = publishes(sub.received())
+        sub.send(Pubrec(publish.packet_id))
+        self.assertEqual(sub.received(), [Pubrel(publish.packet_id)])
+
     # -- rules view ------------------------------------------------------------------
 
     def test_rules_view_survives_restart(self):

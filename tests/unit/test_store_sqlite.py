@@ -17,6 +17,7 @@ from nanomq_twisted.core.message import Message
 from nanomq_twisted.core.session import Subscription
 from nanomq_twisted.mqtt.packets import Puback, Publish, Pubrec, Pubrel
 from nanomq_twisted.persistence.service import database_path
+from nanomq_twisted.persistence.sqlite_rows import CHUNKS, RowsSql, run_statements
 from nanomq_twisted.persistence.sqlite_store import DB_NAME, SqliteStore
 
 from .test_broker import Peer, make_broker, publishes
@@ -63,6 +64,28 @@ class StoreTestMixin:
         return store
 
 
+class RowsSqlTests(SynchronousTestCase):
+    """Multi-row statements: every row count is written exactly, whatever
+    the chunking and padding (sqlite_rows.RowsSql)."""
+
+    def test_every_row_count_round_trips(self):
+        db = sqlite3.connect(":memory:")
+        self.addCleanup(db.close)
+        db.execute("CREATE TABLE t(a TEXT, b INT, c BLOB, PRIMARY KEY(a, b))")
+        put = RowsSql("INSERT OR REPLACE INTO t VALUES ", "(?,?,?)")
+        drop = RowsSql("DELETE FROM t WHERE (a, b) IN (VALUES ", "(?,?)", ")")
+        for count in (1, 2, 3, 5, 16, 17, 63, 64, 65, 130, 200):
+            rows = [(f"k{i % 3}", i, b"%d" % i) for i in range(count)]
+            run_statements(db, [(put, rows)])
+            self.assertEqual(sorted(db.execute("SELECT a, b, c FROM t")), sorted(rows))
+            # Delete every other row by its two-column key.
+            run_statements(db, [(drop, [(a, b) for a, b, _c in rows[::2]])])
+            self.assertEqual(sorted(db.execute("SELECT a, b, c FROM t")), sorted(rows[1::2]))
+            db.execute("DELETE FROM t")
+        # A handful of statement texts serve every count.
+        self.assertEqual(sorted(put._texts), list(CHUNKS))
+
+
 class BatchingTests(StoreTestMixin, SynchronousTestCase):
     def test_threshold_closes_batch(self):
         store = self.make_store(threshold=3)
@@ -71,6 +94,9 @@ class BatchingTests(StoreTestMixin, SynchronousTestCase):
         store.subscription_added("c", Subscription("c", "b", 2))
         self.assertEqual(self.runner.jobs, [])
         store.subscription_added("c", Subscription("c", "c", 0))
+        # Full, but it closes between reactor turns, not inside this one.
+        self.assertEqual(self.runner.jobs, [])
+        self.clock.advance(0)
         self.assertEqual(len(self.runner.jobs), 1)
         self.runner.run_all()
         self.assertEqual(len(rows(self.path, "SELECT * FROM subscriptions")), 3)
@@ -87,9 +113,26 @@ class BatchingTests(StoreTestMixin, SynchronousTestCase):
         self.runner.run_one()
         self.assertEqual(rows(self.path, "SELECT topic, payload FROM retained"), [("t", b"x")])
 
+    def test_a_full_batch_never_splits_one_packets_changes(self):
+        # A QoS 2 PUBLISH queues the message, then records its packet id:
+        # both must commit together, or a kill -9 between two commits
+        # would leave the message without the id that stops the resent
+        # PUBLISH from being routed again [MQTT-4.3.3].
+        store = self.make_store(threshold=1, sync_ack=True)
+        store.message_queued("sub", 1, Message("t", b"p", 2), 2, False, None)
+        store.rel_awaited("pub", 7, 0.0)
+        self.clock.advance(0)
+        self.assertEqual(len(self.runner.jobs), 1)
+        self.runner.run_one()
+        self.assertEqual(rows(self.path, "SELECT client_id, packet_id FROM awaiting_rel"),
+                         [("pub", 7)])
+        self.assertEqual(rows(self.path, "SELECT client_id, seq FROM deliveries"), [("sub", 1)])
+        self.assertEqual(store.batches, 1)
+
     def test_one_batch_in_flight(self):
         store = self.make_store(threshold=1)
         store.retained_set("a", Message("a", b"1", 0, True), 0.0, None)
+        self.clock.advance(0)
         self.assertEqual(len(self.runner.jobs), 1)
         # A second batch gathers while the first is being written...
         store.retained_set("b", Message("b", b"2", 0, True), 0.0, None)
@@ -105,6 +148,75 @@ class BatchingTests(StoreTestMixin, SynchronousTestCase):
         self.assertEqual(committed, ["second"])
         self.assertEqual(store.batches, 2)
         self.assertEqual(len(rows(self.path, "SELECT * FROM retained")), 3)
+
+    def test_waiting_ack_closes_batch_at_end_of_turn(self):
+        # Somebody waits and the disk is free: no 10 ms gathering delay,
+        # the batch goes once the current reactor turn is over.
+        store = self.make_store(sync_ack=True)
+        store.retained_set("t", Message("t", b"x", 1, True), 5.0, None)
+        store.retained_set("u", Message("u", b"y", 1, True), 5.0, None)
+        committed = []
+        store.after_commit(lambda: committed.append("t"))
+        self.assertEqual(self.runner.jobs, [])
+        self.clock.advance(0)
+        self.assertEqual(len(self.runner.jobs), 1)
+        self.runner.run_one()
+        self.assertEqual(committed, ["t"])
+        self.assertEqual(store.batches, 1)
+        self.assertEqual(len(rows(self.path, "SELECT * FROM retained")), 2)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_waited_batch_goes_as_soon_as_the_previous_commit_finishes(self):
+        store = self.make_store(sync_ack=True)
+        store.retained_set("a", Message("a", b"1", 1, True), 0.0, None)
+        store.after_commit(lambda: None)
+        self.clock.advance(0)
+        self.assertEqual(len(self.runner.jobs), 1)
+        # Arriving while "a" is written: they gather, however many...
+        committed = []
+        for topic in ("b", "c", "d"):
+            store.retained_set(topic, Message(topic, b"2", 1, True), 0.0, None)
+            store.after_commit(lambda topic=topic: committed.append(topic))
+        self.clock.advance(0)
+        self.assertEqual(len(self.runner.jobs), 1)
+        self.runner.run_one()
+        # ...and go as one transaction the moment the first commit is done,
+        # without waiting for any timer.
+        self.assertEqual(len(self.runner.jobs), 1)
+        self.assertEqual(committed, [])
+        self.runner.run_one()
+        self.assertEqual(committed, ["b", "c", "d"])
+        self.assertEqual(store.batches, 2)
+
+    def test_unwaited_changes_keep_the_gathering_delay(self):
+        store = self.make_store(sync_ack=True)
+        store.retained_set("a", Message("a", b"1", 1, True), 0.0, None)
+        store.after_commit(lambda: None)
+        self.clock.advance(0)
+        store.subscription_added("c", Subscription("c", "x", 1))
+        self.runner.run_one()
+        # Nobody waits for the subscription: it gathers for ``delay``.
+        self.assertEqual(self.runner.jobs, [])
+        self.clock.advance(0.009)
+        self.assertEqual(self.runner.jobs, [])
+        # An acknowledgement that starts waiting cuts the delay short.
+        store.after_commit(lambda: None)
+        self.clock.advance(0)
+        self.assertEqual(len(self.runner.jobs), 1)
+
+    def test_after_commit_callbacks_fire_in_order_across_batches(self):
+        store = self.make_store(sync_ack=True)
+        order = []
+        store.retained_set("a", Message("a", b"1", 1, True), 0.0, None)
+        store.after_commit(lambda: order.append(1))
+        self.clock.advance(0)
+        # Given while batch 1 is in flight and nothing new is pending: it
+        # fires with batch 1, before anything given later.
+        store.after_commit(lambda: order.append(2))
+        store.retained_set("b", Message("b", b"2", 1, True), 0.0, None)
+        store.after_commit(lambda: order.append(3))
+        self.runner.run_all()
+        self.assertEqual(order, [1, 2, 3])
 
     def test_after_commit_with_nothing_pending_is_immediate(self):
         store = self.make_store()
