@@ -178,7 +178,14 @@ class InboundPublishes:
         if self._qos2:
             self._qos2.discard(pid)
         conn = self.conn
-        if conn.session.rel_done(pid):
-            conn.write(ack_bytes(PUBCOMP_FIRST, pid))
+        session = conn.session
+        if session.rel_done(pid):
+            # A durable session's PUBCOMP waits for the commit that forgets
+            # the packet id, as the PUBREC waited for the one that stored
+            # it: otherwise a crash right after it would leave the id
+            # "awaiting PUBREL", and the client's next message under that id
+            # would be taken for a re-send and dropped [MQTT-4.3.3-10].
+            store = conn.broker.store
+            self._ack(PUBCOMP_FIRST, pid, 0, store.sync_ack and session.durable)
         else:
-            conn.write(ack_bytes(PUBCOMP_FIRST, pid, rc.PACKET_IDENTIFIER_NOT_FOUND, conn.v5))
+            self._ack(PUBCOMP_FIRST, pid, rc.PACKET_IDENTIFIER_NOT_FOUND, False)
