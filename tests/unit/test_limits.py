@@ -257,3 +257,28 @@ class HeldPubackQuotaTests(SynchronousTestCase):
         pub.conn.receive(Publish("t", b"x", 1, False, False, 5, {}), 0.0)
         store.commit()
         self.assertEqual(pub.take(), pk.puback(5))
+
+    def test_pubcomp_of_a_durable_publisher_waits_for_the_commit(self):
+        """A publisher with a durable session: its PUBCOMP leaves only after
+        the commit that forgets the "awaiting PUBREL" id, so a crash cannot
+        leave an id the client was told is free (docs/durability.md)."""
+        store = _HeldCommits()
+        broker = Broker(mqtt_section(""), sys_events=False)
+        broker.set_store(store)
+        sink = FakeSink()
+        pub = ClientConnection(broker, sink, TransportInfo(("127.0.0.1", 2)))
+        pub.receive(Connect(client_id="q2", protocol_level=5, clean_start=False,
+                            keepalive=60, properties={"session_expiry_interval": 60}), 0.0)
+        broker.flush()
+        del sink.data[:]
+        pub.receive(Publish("t", b"x", 2, False, False, 9, {}), 0.0)
+        broker.flush()
+        # No subscriber: nothing stored, the PUBREC goes at once (0x10).
+        self.assertEqual(bytes(sink.data), pk.pubrec(9, 0x10))
+        del sink.data[:]
+        pub.receive(Pubrel(9), 0.0)
+        broker.flush()
+        self.assertEqual(bytes(sink.data), b"")
+        store.commit()
+        broker.flush()
+        self.assertEqual(bytes(sink.data), pk.pubcomp(9))
