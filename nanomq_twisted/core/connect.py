@@ -75,6 +75,8 @@ def accept_connect(conn, connect, now):
         else:
             conn.max_outgoing = broker.config.client_max_packet_size
         conn.topic_alias_max = props.get("topic_alias_maximum", 0)
+        if conn.topic_alias_max:
+            conn.aliases_out = {}
         conn.request_problem_information = bool(props.get("request_problem_information", 1))
     else:
         conn.max_outgoing = broker.config.client_max_packet_size

@@ -143,7 +143,9 @@ class ClientConnection:
         self.max_outgoing = ABSOLUTE_MAX_PACKET
         self.topic_alias_max = 0
         self.request_problem_information = True
-        self.aliases_out = {}  # topic -> alias we assigned towards the client
+        #: topic -> alias we assigned towards the client; a dict once the
+        #: client allows aliases (core/connect.py), None until then.
+        self.aliases_out = None
         self.connected_at = None
         self.disconnect_reason = None
         self.graceful = False

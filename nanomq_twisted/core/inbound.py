@@ -39,8 +39,9 @@ class InboundPublishes:
 
     def __init__(self, conn):
         self.conn = conn
-        #: Topic Alias -> topic, as this client established them.
-        self.aliases = {}
+        #: Topic Alias -> topic, as this client established them (None
+        #: until it establishes one).
+        self.aliases = None
         # Acknowledgements waiting for the store: [first byte, bytes, ready].
         self._acks = None
         self._unsent_pubacks = 0
@@ -53,7 +54,8 @@ class InboundPublishes:
         may; None when only ``publish`` can say what is wrong."""
         topic = packet.topic
         if not topic and self.conn.v5 and packet.properties:
-            topic = self.aliases.get(packet.properties.get("topic_alias"))
+            aliases = self.aliases
+            topic = aliases.get(packet.properties.get("topic_alias")) if aliases else None
         return topic
 
     def publish(self, packet, now):
@@ -67,10 +69,13 @@ class InboundPublishes:
             if alias is not None:
                 if alias == 0 or alias > broker.limits.topic_alias_maximum:
                     raise MqttError(rc.TOPIC_ALIAS_INVALID, "topic alias out of range")
+                aliases = self.aliases
                 if topic:
-                    self.aliases[alias] = topic
+                    if aliases is None:
+                        aliases = self.aliases = {}
+                    aliases[alias] = topic
                 else:
-                    topic = self.aliases.get(alias)
+                    topic = aliases.get(alias) if aliases else None
                     if topic is None:
                         raise MqttError(rc.PROTOCOL_ERROR, "unknown topic alias")
         qos = packet.qos
