@@ -24,7 +24,6 @@ import itertools
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,44 +37,20 @@ from hypothesis import HealthCheck, given, seed, settings  # noqa: E402
 
 from tests.fuzzing import grammar, websocket  # noqa: E402
 from tests.fuzzing.runner import CaseFailure, check_alive, run_case  # noqa: E402
-from tests.shipped.support import shipped_copy  # noqa: E402
+from tests.shipped.process import shipped_on_ports, spawn  # noqa: E402
 
 LOG_ERROR = re.compile(r"Traceback|Unhandled|#error\]|#critical\]")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_broker(workdir):
     """The shipped file on fixed free loopback ports; returns
     (process, ports, log path)."""
-    path = shipped_copy(workdir)
-    ports = {"tcp": free_port(), "ws": free_port(), "http": free_port()}
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    text = text.replace('bind = "127.0.0.1:0"', f'bind = "127.0.0.1:{ports["tcp"]}"', 1)
-    text = text.replace('"127.0.0.1:0/mqtt"', f'"127.0.0.1:{ports["ws"]}/mqtt"', 1)
-    text = text.replace("port = 0\n", f"port = {ports['http']}\n", 1)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
+    path, ports = shipped_on_ports(workdir)
     log = os.path.join(workdir, "broker.log")
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "nanomq_twisted", "-c", path],
-                                   stdout=out, stderr=subprocess.STDOUT, cwd=workdir, env=env)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", ports["tcp"]), timeout=1).close()
-            return process, ports, log
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise SystemExit(f"the broker did not start; see {log}") from None
-            time.sleep(0.1)
+    try:
+        return spawn(path, ports, log), ports, log
+    except RuntimeError as error:
+        raise SystemExit(str(error)) from None
 
 
 class Tally:

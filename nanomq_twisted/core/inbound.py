@@ -23,7 +23,9 @@ is accepted.  For each PUBLISH it
 
 QoS 2 is exactly once [MQTT-4.3.3]: a packet id stays in the session's
 ``awaiting_rel`` from PUBREC to PUBREL, and a DUP re-send meanwhile is
-acknowledged again without being routed again [MQTT-4.3.3-10].
+acknowledged again without being routed again [MQTT-4.3.3-10].  A
+PUBLISH under an awaited id *without* DUP is a new message: the client
+only reuses an id it completed, so the entry is stale (see ``publish``).
 """
 
 from ..mqtt import reason_codes as rc
@@ -96,9 +98,16 @@ class InboundPublishes:
             return
         pid = packet.packet_id
         if qos == 2 and pid in session.awaiting_rel:
-            # A DUP re-send of a message already routed [MQTT-4.3.3-10].
-            self._ack(PUBREC_FIRST, pid, 0, False)
-            return
+            if packet.dup:
+                # A re-send of a message already routed [MQTT-4.3.3-10].
+                self._ack(PUBREC_FIRST, pid, 0, False)
+                return
+            # DUP 0 is a first attempt [MQTT-3.3.1-1]: the client reuses an
+            # id it completed, so ours is stale -- left by a broker that
+            # crashed after PUBCOMP and before its commit (as mosquitto's
+            # "reused message ID").  Taking it for a re-send would drop a
+            # new message; it is routed (docs/compatibility.md).
+            broker.stats.reused_packet_ids += 1
         message = Message(
             topic,
             packet.payload,

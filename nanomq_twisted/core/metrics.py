@@ -30,6 +30,7 @@ class Stats:
         "packets_received",
         "received",
         "retained_received",
+        "reused_packet_ids",
         "sent",
     )
 

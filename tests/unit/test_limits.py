@@ -152,6 +152,22 @@ class InboundReceiveMaximumTests(SynchronousTestCase):
         # [MQTT-4.3.3-10]: the re-send is acknowledged again, not counted.
         self.assertEqual(self.publish(3, dup=True), pk.pubrec(3))
 
+    def test_awaited_id_without_dup_is_a_new_message_MQTT_3_3_1_1(self):
+        """A stale "awaiting PUBREL" id (a crash after PUBCOMP, before the
+        commit that forgot it) must not swallow the client's next message
+        under that id: DUP 0 is a first attempt [MQTT-3.3.1-1]."""
+        sub = Peer(self.broker, "sub")
+        sub.take()
+        sub.conn.receive(Subscribe(1, (SubscriptionOptions("t", 0),), {}), 0.0)
+        sub.take()
+        self.pub.conn.session.rel_awaited(7, 0.0)  # as restored from the store
+        self.assertEqual(self.publish(7), pk.pubrec(7))
+        self.assertEqual(sub.take(), pk.publish("t", b"x", level=5))
+        self.assertEqual(self.broker.stats.reused_packet_ids, 1)
+        # ... while a DUP re-send of it is still not routed again.
+        self.assertEqual(self.publish(7, dup=True), pk.pubrec(7))
+        self.assertEqual(sub.take(), b"")
+
     def test_qos1_acknowledged_at_once_never_accumulates(self):
         for pid in range(1, 20):
             self.assertEqual(self.publish(pid, qos=1), pk.puback(pid, 0x10))
