@@ -74,14 +74,12 @@ def run(cycles, sync_ack, run_seed, workdir, offline_chance=OFFLINE_CHANCE):
     changes = []
     if not sync_ack:
         changes.append((r"sync_ack = true", "sync_ack = false"))
-    if os.environ.get("CRASH_BIG_QUEUE"):
-        changes.append((r"max_mqueue_len = 2048", "max_mqueue_len = 100000"))
     path, ports = shipped_on_ports(workdir, changes)
     config = load(path)
     db_path = os.path.join(config.sqlite.mounted_file_path, DB_NAME)
     log = os.path.join(workdir, "broker.log")
     rng = random.Random(run_seed)
-    campaign = Campaign(min(config.mqtt.max_mqueue_len, 2048), prefix="crash")
+    campaign = Campaign(config.mqtt.max_mqueue_len, prefix="crash")
     corrupt = []
     started = time.monotonic()
     try:
