@@ -7,7 +7,7 @@ The OpenAPI 3 description of the REST API, served at
 
 import copy
 
-from .openapi_additions import addition_paths, addition_schemas
+from .openapi_additions import addition_paths, addition_schemas, merge_paths
 from .openapi_parts import data as _data
 from .openapi_parts import json_content as _json
 from .openapi_parts import op as _op
@@ -412,7 +412,7 @@ _DOCUMENT = {
         },
         "schemas": dict(_SCHEMAS, **addition_schemas()),
     },
-    "paths": dict(_paths(), **_mounted_paths(), **addition_paths()),
+    "paths": merge_paths(_paths(), _mounted_paths(), addition_paths()),
 }
 
 
