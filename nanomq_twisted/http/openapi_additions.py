@@ -166,7 +166,9 @@ def addition_paths():
         "/dashboard/login": {"post": op(
             "Check credentials and open a dashboard session (404 if the dashboard is off)",
             {"200": login_ok, "400": result("109: not a JSON object of strings"),
-             "401": result("103 wrong credentials, 116 expired token")},
+             "401": result("103 wrong credentials, 116 expired token"),
+             "429": result("103: too many failed logins from this address (Retry-After; "
+                           "with message and retry_after)")},
             body=login_body)},
         "/dashboard/logout": {"post": op("End the session of the cookie",
                                          {"200": result()})},
