@@ -342,8 +342,13 @@ _BRIDGE_SWITCH = {
 
 def _mounted_paths():
     """``/rules`` and ``/bridges`` (served when those packages are mounted)."""
-    bad_rule = {"400": _result("107 unknown id or missing rawsql, 108 bad parameters or "
-                               "SQL, 109 not a JSON object, 111 unsupported action")}
+    bad_rule = {"400": dict(_result(
+        "107 unknown id or missing rawsql, 108 bad parameters or SQL, 109 not a JSON "
+        "object, 111 unsupported action"), headers={
+            "X-NanoMQ-Error-Param": {"description": "the parameter refused (ours)",
+                                     "schema": {"type": "string"}},
+            "X-NanoMQ-Error-Message": {"description": "why, one ASCII line (ours)",
+                                       "schema": {"type": "string"}}})}
     bad_bridge = {"400": _result("108 bad parameters, 109 not JSON of the right shape")}
     name = [_BRIDGE_NAME]
     sub_unsub = {

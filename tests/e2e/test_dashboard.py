@@ -381,6 +381,43 @@ class BridgesTests(DashboardCase):
         self.assertEqual(service.clients, [])
 
 
+class RuleParameterTests(DashboardCase):
+    def test_parameter_errors_in_place(self):
+        """A republish without a topic and a SQLite rule without a table
+        are refused with the reason under the missing field."""
+
+        def scenario(b):
+            b.login()
+            b.show("rules")
+            b.wait(lambda _d: b.find("#rule-address").get_attribute("value"),
+                   "the broker's address was never filled in")
+            b.type_into("#rule-sql", 'SELECT payload FROM "params/in"')
+            b.find("#rule-save").click()
+            b.wait(lambda _d: b.find("#rule-topic-error").text.strip(),
+                   "no error under the topic field")
+            self.assertIn("topic", b.find("#rule-topic-error").text)
+            topic = b.find("#rule-topic")
+            self.assertEqual(topic.get_attribute("aria-invalid"), "true")
+            self.assertEqual(b.driver.switch_to.active_element, topic)
+            self.assertEqual(b.find("#rule-sql-error").text, "")
+            self.assertIn("rule-topic-error", topic.get_attribute("aria-describedby"))
+
+            from selenium.webdriver.support.ui import Select
+
+            Select(b.find("#rule-action")).select_by_value("sqlite")
+            b.find("#rule-save").click()
+            b.wait(lambda _d: b.find("#rule-table-error").text.strip(),
+                   "no error under the table field")
+            self.assertIn("table", b.find("#rule-table-error").text)
+            self.assertEqual(b.find("#rule-table").get_attribute("aria-invalid"), "true")
+            # The previous error went away with the new attempt.
+            self.assertEqual(b.find("#rule-topic-error").text, "")
+            self.assertIsNone(topic.get_attribute("aria-invalid"))
+            self.assertEqual(len(b.errors()), 2)  # the two refused requests (HTTP 400)
+
+        return in_thread(scenario, self.browser)
+
+
 class ConfigurationTests(DashboardCase):
     @defer.inlineCallbacks
     def test_break_and_fix(self):
