@@ -571,6 +571,23 @@ class ScreenshotTests(DashboardCase):
                             retain=True)
 
         yield in_thread(traffic)
+        remote = None
+        if MOSQUITTO is not None:
+            remote = Mosquitto(self)
+            yield remote.start()
+
+        def bridge(b):
+            """A bridge to the mosquitto, made in the form, connected."""
+            b.type_into("#bridge-new-name", "cloud")
+            b.type_into("#bridge-new-server", f"mqtt-tcp://127.0.0.1:{remote.port}")
+            b.type_into("#bridge-new-clientid", "edge-01")
+            b.type_into("#bridge-new-forwards-0-a", "sensors/#")
+            b.type_into("#bridge-new-forwards-0-b", "site1/sensors/#")
+            b.type_into("#bridge-new-subscription-0-a", "site1/cmd/#")
+            b.type_into("#bridge-new-subscription-0-b", "cmd/#")
+            b.find("#bridge-create").click()
+            b.wait_for("#bridge-list tr[data-bridge='cloud'][data-connected='1']")
+            b.driver.execute_script("window.scrollTo(0, 0)")
 
         def scenario(b):
             b.login()
@@ -598,6 +615,8 @@ class ScreenshotTests(DashboardCase):
                     b.wait_for("#sub-log li")
                 elif page == "rules":
                     b.wait_for("#rule-list table")
+                elif page == "bridges" and remote is not None:
+                    bridge(b)
                 self.assertEqual(b.errors(), [], page)
                 made.put(b.screenshot(directory, f"dashboard-{page}"))
 
