@@ -74,11 +74,12 @@ _SCHEMAS = {
         "expiry_interval": _NULL_INT, "from": _NULL_STR,
     }),
     "BridgeRefused": _object({
-        "code": {"type": "integer", "enum": [108]},
+        "code": {"type": "integer", "enum": [108, 109],
+                 "description": "108 with a message (and key); 109 (not JSON) bare"},
         "message": _STR,
         "key": {"type": "string", "description": "the refused setting, e.g. server or "
                                                  "forwards[0].remote_topic"},
-    }, required=["code", "message"]),
+    }, required=["code"]),
     "ConfigError": _object({
         "code": {"type": "integer", "enum": [117]},
         "message": _STR,
