@@ -22,7 +22,8 @@ hands each the collaborators it needs, explicitly, as tahoe-lafs's
 
 It is also what the REST API controls (``IControl``, http/control.py):
 ``set_config`` (hot settings), ``reload_auth`` (``/reload``, ``SIGHUP``, the
-file watch) and ``restart`` (``/ctrl/restart``) change the running broker
+file watch), ``restart`` (``/ctrl/restart``) and ``add_bridge`` /
+``remove_bridge`` (our ``POST``/``DELETE /bridges``) change the running broker
 through it, because only it knows how the parts depend on each other.
 
 ``service`` is the root of the Twisted service tree, for start/stop order
@@ -202,6 +203,19 @@ class BrokerApp:
 
     def stop(self):
         self.reactor.stop()
+
+    def add_bridge(self, config):
+        """A new bridge in the running bridges service (saved, started)."""
+        service = self.bridges.create(config)
+        self._log.info("Bridge {name} created over REST ({server})", name=config.name,
+                       server=config.server)
+        return service
+
+    @defer.inlineCallbacks
+    def remove_bridge(self, name):
+        """Stop and forget bridge ``name``."""
+        yield self.bridges.remove(name)
+        self._log.info("Bridge {name} deleted over REST", name=name)
 
     @defer.inlineCallbacks
     def restart(self, config):

@@ -242,6 +242,14 @@ class Bridge:
                 link.session.restore(items)
         return len(saved)
 
+    def discard(self):
+        """Drop every QoS 1/2 message this bridge still owes (all links),
+        reporting each to the journal: the bridge is being deleted, and
+        its messages must not come back under the same name later."""
+        for link in self.links:
+            for item in link.session.drain():
+                link.session.finished(item)
+
     def totals(self):
         """The bridge's counters: every link's, summed (``connected`` when
         all links are)."""

@@ -7,6 +7,13 @@ whole effective ``BridgeConfig`` -- ``dataclasses.asdict`` -- plus whether
 it is switched on.  ``config_from_dict`` rebuilds the frozen dataclasses;
 keys a later version no longer knows are ignored and missing ones take
 their defaults, so an old row survives a schema change.
+
+Two more kinds of row come from our own REST additions: a bridge created
+with ``POST /api/v4/bridges`` is saved with ``"created": true`` (started at
+the next start even though the configuration file has no such block), and
+one removed with ``DELETE /api/v4/bridges/<name>`` leaves a tombstone,
+``{"version", "deleted": true}``, so the file's block of that name is not
+started again.  The store keeps one row per name, so the latest change wins.
 """
 
 from dataclasses import asdict, fields
@@ -23,7 +30,10 @@ from ..config.bridge_schema import (
     WillProperties,
 )
 
-__all__ = ["VERSION", "body_from_service", "config_from_dict", "config_to_dict"]
+__all__ = [
+    "VERSION", "body_from_service", "config_from_dict", "config_to_dict", "deleted_body",
+    "is_created", "is_deleted",
+]
 
 #: Format of the saved body (``{"version", "enable", "config"}``).
 VERSION = 1
@@ -78,6 +88,23 @@ def config_from_dict(data):
     return _build(BridgeConfig, data)
 
 
-def body_from_service(config, enabled):
-    """What the store keeps for one bridge."""
-    return {"version": VERSION, "enable": bool(enabled), "config": config_to_dict(config)}
+def body_from_service(config, enabled, created=False):
+    """What the store keeps for one bridge (``created``: made over REST,
+    not in the configuration file)."""
+    body = {"version": VERSION, "enable": bool(enabled), "config": config_to_dict(config)}
+    if created:
+        body["created"] = True
+    return body
+
+
+def deleted_body():
+    """The tombstone of a bridge deleted over REST."""
+    return {"version": VERSION, "deleted": True}
+
+
+def is_deleted(body):
+    return bool(body.get("deleted"))
+
+
+def is_created(body):
+    return bool(body.get("created")) and not is_deleted(body)

@@ -19,9 +19,13 @@ Persistence (with ``sqlite {}``; a no-op with the null store): every REST
 change -- ``BridgeService.reconfigure`` (PUT), ``switch``,
 ``add_subscriptions``/``remove_subscriptions`` -- saves the bridge's whole
 effective settings through ``broker.store.bridge_saved`` (`saved.py`).
+``BridgesService.create`` (``POST /api/v4/bridges``, ours) saves a new
+bridge marked as created and ``remove`` (``DELETE``) leaves a tombstone.
 When ``BridgesService`` starts it applies the saved settings over the
 configuration file's bridge of the same name (a saved bridge the file no
-longer has is ignored) and hands each bridge its ``QueueJournal``: the
+longer has is ignored unless it was created over REST; a tombstone keeps
+the file's bridge of that name from starting) and hands each bridge its
+``QueueJournal``: the
 QoS 1/2 messages a bridge owes its remote (offline queue and send window)
 are written through the store and put back in the queue at the next
 start, so a restart while the remote is down loses nothing.
@@ -52,7 +56,7 @@ from .endpoints import (
     server_configs,
     tls_options,
 )
-from .saved import body_from_service, config_from_dict
+from .saved import body_from_service, config_from_dict, deleted_body, is_created, is_deleted
 
 __all__ = [
     "BRIDGE_OFFLINE_REASON",
@@ -85,6 +89,8 @@ class BridgeService(Service):
         self.bridge = Bridge(config, broker, reactor, rng)
         self.endpoint_factory = endpoint_factory
         self.enabled = config.enable
+        #: Made over REST (``POST /api/v4/bridges``), not by the file.
+        self.created = False
         #: One ``ClientService`` and one endpoint per link, link 0 first.
         self.clients = []
         self.endpoints = []
@@ -159,7 +165,7 @@ class BridgeService(Service):
     def save(self):
         """Write the current settings through the store (REST changes)."""
         self.bridge.broker.store.bridge_saved(
-            self.name, body_from_service(self.bridge.config, self.enabled)
+            self.name, body_from_service(self.bridge.config, self.enabled, self.created)
         )
 
     def restore(self, body):
@@ -169,6 +175,7 @@ class BridgeService(Service):
             config = replace(config, name=self.name)
         self.bridge.reconfigure(config)
         self.enabled = bool(body.get("enable", config.enable))
+        self.created = is_created(body)
 
     def add_subscriptions(self, entries, properties=None):
         """REST ``/sub``: ``Bridge.add_subscriptions``, saved."""
@@ -214,15 +221,45 @@ class BridgeService(Service):
 class BridgesService(MultiService):
     """The ``bridges`` service: every ``BridgeService`` by name.  With a
     store, ``startService`` first applies the bridges saved over REST and
-    restores the queues (module docstring)."""
+    restores the queues (module docstring).  ``factory(config)`` makes the
+    ``BridgeService`` of a bridge created over REST."""
 
     _log = Logger()
 
-    def __init__(self, cache=None, broker=None):
+    def __init__(self, cache=None, broker=None, factory=None):
         super().__init__()
         self.setName("bridges")
         self.cache = cache
         self.broker = broker
+        self.factory = factory
+
+    def create(self, config):
+        """A new bridge (REST ``POST``): saved as created and, while this
+        service runs, started.  ``KeyError`` if the name is taken."""
+        if self.get(config.name) is not None:
+            raise KeyError(config.name)
+        service = self.factory(config)
+        service.created = True
+        store = self.broker.store
+        if store.enabled:
+            service.bridge.persist(store)
+        service.save()
+        service.setServiceParent(self)
+        return service
+
+    @defer.inlineCallbacks
+    def remove(self, name):
+        """Stop bridge ``name`` (REST ``DELETE``), drop what it still owed
+        and leave a tombstone, so neither the file's block of that name
+        nor a saved row brings it back at the next start.  ``KeyError``
+        if there is no such bridge."""
+        service = self.get(name)
+        if service is None:
+            raise KeyError(name)
+        yield defer.maybeDeferred(service.disownServiceParent)
+        service.bridge.detach()
+        service.bridge.discard()
+        self.broker.store.bridge_saved(name, deleted_body())
 
     def startService(self):
         store = self.broker.store
@@ -233,13 +270,23 @@ class BridgesService(MultiService):
     def _restore(self, store):
         for name, body in sorted(store.saved_bridges().items()):
             service = self.get(name)
-            if service is None:
+            if is_deleted(body):
+                if service is not None:
+                    service.disownServiceParent()
+                    self._log.info("Bridge {name} was deleted over REST; not started", name=name)
+                continue
+            if service is None and not is_created(body):
                 self._log.info(
                     "Bridge {name} was saved over REST but is not in the configuration; "
                     "ignored", name=name)
                 continue
             try:
-                service.restore(body)
+                if service is None:
+                    service = self.factory(config_from_dict(body["config"]))
+                    service.restore(body)
+                    service.setServiceParent(self)
+                else:
+                    service.restore(body)
             except Exception:  # noqa: BLE001 -- one bad row must not stop the start
                 self._log.failure("saved bridge {name} cannot be restored", name=name)
                 continue
@@ -266,7 +313,10 @@ class BridgesService(MultiService):
 
 def build_bridges_service(config, broker, reactor, rng=None):
     """The ``bridges`` MultiService for ``config.bridges`` (app.py)."""
-    service = BridgesService(config.bridge_cache, broker)
+    def factory(bridge_config):
+        return BridgeService(bridge_config, broker, reactor, rng)
+
+    service = BridgesService(config.bridge_cache, broker, factory)
     for bridge_config in config.bridges:
-        BridgeService(bridge_config, broker, reactor, rng).setServiceParent(service)
+        factory(bridge_config).setServiceParent(service)
     return service

@@ -156,10 +156,14 @@ class DashboardConfig:
     served at ``/`` and ``/dashboard/`` by the HTTP server.
 
     ``session_ttl`` is how long a login lasts without a request (seconds);
-    every authenticated request renews it."""
+    every authenticated request renews it.  ``login_attempts`` failed
+    logins from one address within ``login_window`` seconds hold that
+    address back (429) until the window closes; 0 attempts: no limit."""
 
     enable: bool = False
     session_ttl: float = 1800.0
+    login_attempts: int = 5
+    login_window: float = 300.0
 
 
 @dataclass(frozen=True)

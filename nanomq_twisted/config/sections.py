@@ -299,9 +299,12 @@ def _dashboard(node: Node | None) -> DashboardConfig:
     cfg = DashboardConfig(
         enable=node.boolean("enable", True),
         session_ttl=node.duration("session_ttl", d.session_ttl),
+        login_attempts=node.integer("login_attempts", d.login_attempts, minimum=0),
+        login_window=node.duration("login_window", d.login_window),
     )
-    if cfg.session_ttl <= 0:
-        raise node.error("session_ttl", f"expected a duration > 0, got {cfg.session_ttl}")
+    for key, value in (("session_ttl", cfg.session_ttl), ("login_window", cfg.login_window)):
+        if value <= 0:
+            raise node.error(key, f"expected a duration > 0, got {value}")
     node.finish()
     return cfg
 

@@ -95,9 +95,9 @@ class RootAPI:
         self.started_wall = time.time()
         #: The Deferred of the last `/ctrl/restart` (see `ctrl.py`).
         self.restarted = None
-        self.prometheus = metrics.PrometheusExporter(self)
         #: The dashboard's open sessions (the application's, login.py).
         self.logins = control.logins
+        self.prometheus = metrics.PrometheusExporter(self)
         self.dashboard = DashboardFiles()
         self._subapps = {}
 

@@ -9,12 +9,22 @@ bridges at runtime (spec/rest-api.md §5.17, golden transcript §13).
 gate has already authenticated the request.  ``view`` is also the
 ``bridge`` part of ``/configuration``.
 
+Our additions: ``POST /`` creates a bridge (body as PUT's,
+``{"<name>": {...}}``) and ``DELETE /<name>`` (listed by NanoMQ, never
+served there) deletes one; both go through the application object
+(``IControl.add_bridge``/``remove_bridge``), which saves the change as PUT
+does.  Their refusals carry a ``message`` and, for a bad setting, its
+``key`` (relative to the bridge, e.g. ``forwards[0].remote_topic``), so
+the dashboard can show the error beside the field; NanoMQ has no such
+answers to stay byte-equal with.
+
 Differences from NanoMQ (docs/compatibility.md): ``/sub`` and ``/unsub``
 accept PUT as documented as well as POST as routed; a PUT body with an
 unknown or mistyped key is refused (400, 108) instead of ignored.
 """
 
 import os
+import re
 from dataclasses import replace
 
 from klein import Klein
@@ -38,6 +48,39 @@ from .common import (
 JSON = b"application/json"
 
 _log = Logger()
+
+#: A name a created bridge may have: one HOCON key (no dots or quotes),
+#: usable unescaped in a path and a log line.
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+#: Node members that are not ``bridges.mqtt.<name>`` keys: PUT ignores
+#: them, POST reads ``enable`` and ``parallel`` itself.
+_NODE_ONLY = ("name", "parallel", "enable")
+
+
+def _refused(message, key=None):
+    """400/108 with the reason (our endpoints only)."""
+    extra = {"message": message}
+    if key is not None:
+        extra["key"] = key
+    return ApiError(400, PARAM_ERROR, **extra)
+
+
+def _relative_key(key, name):
+    """``bridges.mqtt.<name>.forwards[0].qos`` -> ``forwards[0].qos``."""
+    prefix = "bridges.mqtt." + name
+    if key and key.startswith(prefix + "."):
+        return key[len(prefix) + 1:]
+    return None if key in (None, prefix) else key
+
+
+def build_node(name, node, what):
+    """The ``BridgeConfig`` of a REST body's bridge node (``what`` names
+    the request in the error's path); ``ConfigError`` if it is not one."""
+    node = {k: v for k, v in node.items() if k not in _NODE_ONLY}
+    context = Context(path=what)
+    return build_bridge(name, Node(node, "bridges.mqtt." + name, context),
+                        os.environ.get("NANOMQ_VIN"))
 
 
 def _number(value):
@@ -223,12 +266,8 @@ class BridgesAPI:
         service = self.bridges.get(name)
         if service is None:
             raise ApiError(404, ILLEGAL_SUBJECT)
-        node = {k: v for k, v in node.items() if k not in ("name", "parallel", "enable")}
-        context = Context(path="PUT /api/v4/bridges/" + name)
         try:
-            config = build_bridge(
-                name, Node(node, "bridges.mqtt." + name, context), os.environ.get("NANOMQ_VIN")
-            )
+            config = build_node(name, node, "PUT /api/v4/bridges/" + name)
         except ConfigError as error:
             _log.warn("PUT bridge {name} refused: {error}", name=name, error=str(error))
             raise ApiError(400, PARAM_ERROR) from None
@@ -240,6 +279,46 @@ class BridgesAPI:
         except Exception:  # noqa: BLE001 -- logged; answered 403/108
             _log.failure("Bridge {name}: reconnect setup failed", name=name)
             raise ApiError(403, PARAM_ERROR) from None
+        return self._json(request, ok())
+
+    # -- POST /, DELETE /<name>: ours ----------------------------------------------
+
+    @app.route("/", methods=["POST"])
+    def create_bridge(self, request):
+        body = json_body(request)
+        if len(body) != 1 or not isinstance(next(iter(body.values())), dict):
+            raise _refused('expected {"<name>": {bridge settings}}')
+        (name, node), = body.items()
+        if not _NAME.match(name) or name == "cache":
+            raise _refused("a bridge name is 1 to 64 letters, digits, '_' or '-' "
+                           "(and not 'cache')", "name")
+        if node.get("name", name) != name:
+            raise _refused("name differs from the member's name", "name")
+        enable = node.get("enable", True)
+        if not isinstance(enable, bool):
+            raise _refused("expected true or false", "enable")
+        parallel = node.get("parallel")
+        if parallel is not None and not (is_int(parallel) and parallel > 0):
+            raise _refused("expected a number > 0", "parallel")
+        if self.bridges.get(name) is not None:
+            raise _refused(f"a bridge called {name!r} exists", "name")
+        try:
+            config = build_node(name, node, "POST /api/v4/bridges")
+        except ConfigError as error:
+            _log.warn("POST bridge {name} refused: {error}", name=name, error=str(error))
+            raise _refused(error.message, _relative_key(error.key, name)) from None
+        config = replace(config, enable=enable)
+        if parallel is not None:
+            config = replace(config, max_parallel_processes=parallel)
+        self.api.control.add_bridge(config)
+        return self._json(request, ok(data={"bridge": self.view(name)}))
+
+    @app.route("/<name>", methods=["DELETE"], strict_slashes=False)
+    @defer.inlineCallbacks
+    def delete_bridge(self, request, name):
+        if self.bridges.get(name) is None:
+            raise ApiError(404, ILLEGAL_SUBJECT)
+        yield self.api.control.remove_bridge(name)
         return self._json(request, ok())
 
     # -- POST /switch/<name> -----------------------------------------------------

@@ -31,13 +31,21 @@ NOT_HOCON = 117
 WRITE_FAILED = 118
 
 
-class ApiError(Exception):
-    """Answer ``status`` with ``{"code": code}`` (plus ``extra`` keys)."""
+#: Response headers naming what a refused request got wrong, where the
+#: body must stay NanoMQ's bare ``{"code":N}`` (rules.py).
+ERROR_PARAM_HEADER = b"x-nanomq-error-param"
+ERROR_MESSAGE_HEADER = b"x-nanomq-error-message"
 
-    def __init__(self, status, code, **extra):
+
+class ApiError(Exception):
+    """Answer ``status`` with ``{"code": code}`` (plus ``extra`` keys) and
+    ``headers`` (``{name bytes: text}``)."""
+
+    def __init__(self, status, code, headers=None, **extra):
         super().__init__(status, code)
         self.status = status
         self.code = code
+        self.headers = headers or {}
         self.extra = extra
 
     def body(self):
@@ -120,6 +128,10 @@ def error_response(request, failure, log, what="REST handler"):
     request.setHeader(b"content-type", JSON_CONTENT_TYPE)
     if isinstance(error, ApiError):
         request.setResponseCode(error.status)
+        for name, text in error.headers.items():
+            # One line of ASCII, whatever the text holds.
+            value = " ".join(text.split()).encode("ascii", "backslashreplace")
+            request.setHeader(name, value)
         return error.body()
     if isinstance(error, (HTTPException, RequestRedirect)):
         request.setResponseCode(404)

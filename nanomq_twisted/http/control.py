@@ -41,3 +41,13 @@ class IControl(Interface):
 
     def stop():
         """Stop the process (``/ctrl/stop``)."""
+
+    def add_bridge(config):
+        """Create and start a bridge from ``config`` (a ``BridgeConfig``),
+        saved like a REST change (``POST /bridges``, ours); ``KeyError``
+        if a bridge of that name exists."""
+
+    def remove_bridge(name):
+        """Stop bridge ``name``, drop what it owed and remember it is gone
+        (``DELETE /bridges/{name}``, ours); a Deferred, failing with
+        ``KeyError`` if there is no such bridge."""

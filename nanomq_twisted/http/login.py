@@ -16,6 +16,12 @@ for ``auth_type = jwt``) and opens a session: a random token in an
 ``http_server.dashboard.session_ttl`` without a request (every request
 renews it), or when the JWT it was opened with expires.
 
+Failed logins are counted per source address (`login_limit.py`): past
+``login_attempts`` within ``login_window`` the address gets 429 with
+``Retry-After`` (logged once per address and window); other addresses
+are not affected.  The address is the TCP peer's: behind a reverse proxy
+every client shares the proxy's (``X-Forwarded-For`` is not trusted).
+
 A request authenticated by the cookie must also carry the header
 ``X-NanoMQ-Dashboard: 1``: a cross-site page cannot add it without a CORS
 preflight this server never grants, so the cookie alone can never act
@@ -25,9 +31,12 @@ the cookie, so scripts and ``curl`` behave exactly as before.
 """
 
 import hmac
+import math
 import secrets
 
 import jwt
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.logger import Logger
 
 from .auth import JWT_LEEWAY
 from .common import (
@@ -39,9 +48,12 @@ from .common import (
     json_body,
     ok,
 )
+from .login_limit import LoginLimiter
 
 COOKIE = b"nanomq_session"
 HEADER = b"x-nanomq-dashboard"
+
+_log = Logger()
 
 
 class Login:
@@ -59,10 +71,12 @@ class Login:
 class LoginSessions:
     """Open dashboard sessions by token.  Owned by the application, so a
     ``/ctrl/restart`` (which rebuilds the HTTP listener) keeps them.
-    Pure: the time comes in as ``now``."""
+    Pure: the time comes in as ``now``.  ``limiter`` counts failed
+    logins per address (`LoginLimiter`), kept across restarts with them."""
 
-    def __init__(self):
+    def __init__(self, limiter=None):
         self._open = {}
+        self.limiter = LoginLimiter() if limiter is None else limiter
 
     def __len__(self):
         return len(self._open)
@@ -148,17 +162,52 @@ def _check_jwt(api, token):
     return str(subject), float(claims["exp"]) + JWT_LEEWAY
 
 
+def _address(request):
+    """The TCP peer's address (text), the key failed logins count under."""
+    peer = request.getClientAddress()
+    return peer.host if isinstance(peer, (IPv4Address, IPv6Address)) else str(peer)
+
+
+def _checked(api, request, body):
+    """``(username, cap)`` of the body's credentials, counting failures
+    per address and refusing an address that has had too many (429)."""
+    http = api.http
+    if http.auth_type == "no_auth":
+        return body.get("username") or "", None
+    limiter = api.logins.limiter
+    address = _address(request)
+    now = api.reactor.seconds()
+    limits = (http.dashboard.login_attempts, http.dashboard.login_window)
+    wait = limiter.retry_after(address, now, *limits)
+    if wait is not None:
+        seconds = max(1, math.ceil(wait))
+        request.setHeader(b"retry-after", str(seconds).encode("ascii"))
+        # 103 as for wrong credentials (NanoMQ has no code for this); the
+        # status, Retry-After and message say why.
+        raise ApiError(429, WRONG_CREDENTIALS, retry_after=seconds,
+                       message=f"too many failed logins; try again in {seconds} s")
+    try:
+        if http.auth_type == "jwt":
+            found = _check_jwt(api, body.get("token"))
+        else:
+            found = _check_password(http, body.get("username"), body.get("password"))
+    except ApiError as error:
+        if error.status == 401 and limiter.failed(address, now, *limits):
+            _log.warn(
+                "Dashboard login: {attempts} failed logins from {address}; its logins are "
+                "refused (429) for {window} s", attempts=limits[0], address=address,
+                window=limits[1])
+        raise
+    limiter.succeeded(address)
+    return found
+
+
 def login(api, request):
     """Check the credentials in the body (``{"username","password"}``, or
     ``{"token"}`` with ``auth_type = jwt``) and open a session."""
     http = api.http
     body = json_body(request)
-    if http.auth_type == "jwt":
-        username, cap = _check_jwt(api, body.get("token"))
-    elif http.auth_type == "no_auth":
-        username, cap = body.get("username") or "", None
-    else:
-        username, cap = _check_password(http, body.get("username"), body.get("password"))
+    username, cap = _checked(api, request, body)
     ttl = http.dashboard.session_ttl
     token = api.logins.open(username, api.reactor.seconds(), ttl, cap)
     _cookie(request, token)

@@ -9,9 +9,13 @@ every counter to ``<name>_total``; NanoMQ's scrape jobs and dashboards use
 the names below exactly (``nanomq_messages_received``, ...).  The output is
 the Prometheus text format 0.0.4, in NanoMQ's order (``# TYPE`` before
 ``# HELP``).  ``*_max`` values are running maxima updated at each scrape,
-as NanoMQ does.  ``nanomq_http_default_credentials`` (ours, last) is 1
-while the REST API takes the shipped ``admin``/``public`` from beyond
-loopback (http/auth.py).
+as NanoMQ does.  Ours follow NanoMQ's: ``nanomq_http_default_credentials``
+is 1 while the REST API takes the shipped ``admin``/``public`` from beyond
+loopback (http/auth.py); ``nanomq_dashboard_login_failures`` and
+``nanomq_dashboard_login_refused`` count dashboard logins refused for wrong
+credentials and those answered 429 for too many failures from their
+address (http/login_limit.py).  Counters keep NanoMQ's naming (no
+``_total``).
 """
 
 import psutil
@@ -41,6 +45,10 @@ METRICS = (
     ("nanomq_cpu_usage_max", "gauge", "Highest CPU usage seen (%)"),
     ("nanomq_http_default_credentials", "gauge",
      "1 while the REST API accepts the default admin/public beyond loopback"),
+    ("nanomq_dashboard_login_failures", "counter",
+     "Dashboard logins refused for wrong credentials"),
+    ("nanomq_dashboard_login_refused", "counter",
+     "Dashboard logins refused (429) after too many failures from their address"),
 )
 
 _PERCENT = ("nanomq_cpu_usage", "nanomq_cpu_usage_max")
@@ -83,11 +91,13 @@ def broker_gauges(broker):
 class NanoMQCollector:
     """The prometheus_client collector of one broker."""
 
-    def __init__(self, broker, sampler, exposed=lambda: False):
+    def __init__(self, broker, sampler, exposed=lambda: False, limiter=None):
         self.broker = broker
         self.sampler = sampler
         #: ``exposed()``: are the default REST credentials open beyond loopback?
         self.exposed = exposed
+        #: The dashboard's ``LoginLimiter`` (its counters), or None.
+        self.limiter = limiter
         self.maxima = {}
 
     def _max(self, name, value):
@@ -104,6 +114,9 @@ class NanoMQCollector:
         values["nanomq_memory_usage_max"] = self._max("memory", values["nanomq_memory_usage"])
         values["nanomq_cpu_usage_max"] = self._max("cpu", values["nanomq_cpu_usage"])
         values["nanomq_http_default_credentials"] = 1 if self.exposed() else 0
+        limiter = self.limiter
+        values["nanomq_dashboard_login_failures"] = limiter.failures if limiter else 0
+        values["nanomq_dashboard_login_refused"] = limiter.refused if limiter else 0
         for name, kind, help_text in METRICS:
             metric = Metric(name, help_text, kind)
             metric.add_sample(name, {}, values[name])
@@ -134,7 +147,8 @@ class PrometheusExporter:
         self.sampler = ProcessSampler()
         self.registry = CollectorRegistry(auto_describe=False)
         self.collector = NanoMQCollector(
-            api.broker, self.sampler, lambda: default_credentials_exposed(api.http))
+            api.broker, self.sampler, lambda: default_credentials_exposed(api.http),
+            api.logins.limiter)
         self.registry.register(self.collector)
 
     def scrape(self):

@@ -7,7 +7,7 @@ The OpenAPI 3 description of the REST API, served at
 
 import copy
 
-from .openapi_additions import addition_paths, addition_schemas
+from .openapi_additions import addition_paths, addition_schemas, merge_paths
 from .openapi_parts import data as _data
 from .openapi_parts import json_content as _json
 from .openapi_parts import op as _op
@@ -342,8 +342,13 @@ _BRIDGE_SWITCH = {
 
 def _mounted_paths():
     """``/rules`` and ``/bridges`` (served when those packages are mounted)."""
-    bad_rule = {"400": _result("107 unknown id or missing rawsql, 108 bad parameters or "
-                               "SQL, 109 not a JSON object, 111 unsupported action")}
+    bad_rule = {"400": dict(_result(
+        "107 unknown id or missing rawsql, 108 bad parameters or SQL, 109 not a JSON "
+        "object, 111 unsupported action"), headers={
+            "X-NanoMQ-Error-Param": {"description": "the parameter refused (ours)",
+                                     "schema": {"type": "string"}},
+            "X-NanoMQ-Error-Message": {"description": "why, one ASCII line (ours)",
+                                       "schema": {"type": "string"}}})}
     bad_bridge = {"400": _result("108 bad parameters, 109 not JSON of the right shape")}
     name = [_BRIDGE_NAME]
     sub_unsub = {
@@ -412,7 +417,7 @@ _DOCUMENT = {
         },
         "schemas": dict(_SCHEMAS, **addition_schemas()),
     },
-    "paths": dict(_paths(), **_mounted_paths(), **addition_paths()),
+    "paths": merge_paths(_paths(), _mounted_paths(), addition_paths()),
 }
 
 

@@ -1,7 +1,9 @@
 """
 The OpenAPI description of our additions to NanoMQ's API (overview.py,
-inspection.py, config_text.py, login.py), merged into the document by
-openapi.py.  ``tests/e2e/test_openapi_fuzz.py`` holds every answer to it.
+inspection.py, config_text.py, login.py, and the bridge create and delete
+of bridges.py), merged into the document by openapi.py (operations on a
+path NanoMQ also has join its entry).  ``tests/e2e/test_openapi_fuzz.py``
+holds every answer to it.
 """
 
 from .openapi_parts import data, json_content, op, path_param, query, ref, result
@@ -71,6 +73,13 @@ _SCHEMAS = {
         "size": _INT, "age": {"type": "integer", "description": "seconds since stored"},
         "expiry_interval": _NULL_INT, "from": _NULL_STR,
     }),
+    "BridgeRefused": _object({
+        "code": {"type": "integer", "enum": [108, 109],
+                 "description": "108 with a message (and key); 109 (not JSON) bare"},
+        "message": _STR,
+        "key": {"type": "string", "description": "the refused setting, e.g. server or "
+                                                 "forwards[0].remote_topic"},
+    }, required=["code"]),
     "ConfigError": _object({
         "code": {"type": "integer", "enum": [117]},
         "message": _STR,
@@ -88,6 +97,34 @@ def _list(name):
     return data({"type": "array", "items": ref(name)})
 
 
+def _bridge_operations():
+    name = path_param("name", "Bridge name (bridges.mqtt.<name>)")
+    refused = {"description": "108: bad name, name taken or bad settings (with the key); "
+                              "109: not a JSON object",
+               "content": json_content(ref("BridgeRefused"))}
+    node = {"type": "object", "description": "bridges.mqtt.<name> keys (server, proto_ver, "
+            "clientid, keepalive, forwards, subscription, ...) plus enable and parallel"}
+    return {
+        "/bridges": {"post": op(
+            "Create a bridge and start it (ours)",
+            {"200": data(_object({"bridge": {"type": "object"}})), "400": refused},
+            body={"type": "object", "description": "{<name>: {bridge settings}}",
+                  "additionalProperties": node, "minProperties": 1, "maxProperties": 1})},
+        "/bridges/{name}": {"delete": op(
+            "Stop a bridge and delete it (ours)",
+            {"200": result(), "404": result("115: no such bridge")}, parameters=[name])},
+    }
+
+
+def merge_paths(*groups):
+    """Path items of several groups; operations on one path are joined."""
+    paths = {}
+    for group in groups:
+        for path, item in group.items():
+            paths.setdefault(path, {}).update(item)
+    return paths
+
+
 def addition_paths():
     cid = path_param("clientid", "Client id")
     topic_name = query("topic", _STR, "Topic name")
@@ -96,7 +133,7 @@ def addition_paths():
         "token": {"type": "string", "description": "a JWT, with auth_type = jwt"}}}
     login_ok = data(_object({"username": _STR, "session_ttl": {"type": "number"}}),
                     "Logged in; the session cookie is set")
-    return {
+    return merge_paths(_bridge_operations(), {
         "/stats": {"get": op("Node, version, uptime and counts", {"200": data(ref("Stats"))})},
         "/listeners": {"get": op("MQTT listeners with their connection counts",
                                  {"200": _list("Listener")})},
@@ -130,7 +167,9 @@ def addition_paths():
         "/dashboard/login": {"post": op(
             "Check credentials and open a dashboard session (404 if the dashboard is off)",
             {"200": login_ok, "400": result("109: not a JSON object of strings"),
-             "401": result("103 wrong credentials, 116 expired token")},
+             "401": result("103 wrong credentials, 116 expired token"),
+             "429": result("103: too many failed logins from this address (Retry-After; "
+                           "with message and retry_after)")},
             body=login_body)},
         "/dashboard/logout": {"post": op("End the session of the cookie",
                                          {"200": result()})},
@@ -139,4 +178,4 @@ def addition_paths():
                 "logged_in": {"type": "boolean"}, "username": _NULL_STR,
                 "auth_type": {"type": "string", "enum": ["basic", "jwt", "no_auth"]},
                 "session_ttl": {"type": "number"}}))})},
-    }
+    })

@@ -8,6 +8,15 @@ the mount point (``/`` and ``/<rule id>``); `api.py` serves it below
 their number in bodies; anything else in a path is id 0, which never
 exists (NanoMQ).  Codes: unknown id 400/107 (PUT: 108), body not a JSON
 object 400/109, unsupported action 400/111, bad parameters or SQL 400/108.
+
+A refusal about one field names it in the ``X-NanoMQ-Error-Param`` header
+(an action parameter -- ``topic``, ``address``, ``table``, ... -- or
+``rawsql``, ``name``, ``actions``, ``enabled``) and says why in
+``X-NanoMQ-Error-Message``, so the dashboard can show it beside that
+field.  The body stays NanoMQ's: its recorded answers to parameter errors
+are exactly ``{"code":107}`` / ``{"code":108}`` (golden transcript #176,
+#178, #187), so no key is added there; only a SQL error, which NanoMQ
+never refuses, also carries ``message`` in the body.
 """
 
 from klein import Klein
@@ -16,6 +25,8 @@ from twisted.logger import Logger
 from ..rules.service import RuleRequestError
 from ..rules.sql import RuleSyntaxError
 from .common import (
+    ERROR_MESSAGE_HEADER,
+    ERROR_PARAM_HEADER,
     MISSING_PARAMS,
     PARAM_ERROR,
     PLUGIN_CLOSED,
@@ -39,6 +50,12 @@ def rule_id_from_path(text):
         if digits.isdigit():
             return int(digits)
     return 0
+
+
+def _refused(code, param, reason, **extra):
+    """400 with NanoMQ's ``code``; the parameter and the reason in headers."""
+    headers = {ERROR_PARAM_HEADER: param, ERROR_MESSAGE_HEADER: reason}
+    return ApiError(400, code, headers=headers, **extra)
 
 
 def _created(rule):
@@ -85,15 +102,15 @@ class RulesAPI:
             return dumps({"data": last.summary(with_name=False) if last else {},
                           "actions": [], "code": 0})
         if not isinstance(actions, list):
-            raise ApiError(400, PARAM_ERROR)
+            raise _refused(PARAM_ERROR, "actions", "actions must be a list")
         rawsql = body.get("rawsql")
         if not isinstance(rawsql, str):
-            raise ApiError(400, MISSING_PARAMS)
+            raise _refused(MISSING_PARAMS, "rawsql", "rawsql (the rule's SQL) is required")
         description = body.get("description")
         rule = None
         for action in actions:
             if not isinstance(action, dict) or not isinstance(action.get("name"), str):
-                raise ApiError(400, PARAM_ERROR)
+                raise _refused(PARAM_ERROR, "name", "every action needs a name (repub, sqlite, ...)")
             rule = self._call(self.service.create, action["name"], rawsql,
                               action.get("params") or {},
                               description=description if isinstance(description, str)
@@ -109,10 +126,10 @@ class RulesAPI:
             raise ApiError(400, PARAM_ERROR)
         rawsql = body.get("rawsql")
         if rawsql is not None and not isinstance(rawsql, str):
-            raise ApiError(400, PARAM_ERROR)
+            raise _refused(PARAM_ERROR, "rawsql", "rawsql must be a string")
         actions = body.get("actions")
         if actions is not None and not isinstance(actions, list):
-            raise ApiError(400, PARAM_ERROR)
+            raise _refused(PARAM_ERROR, "actions", "actions must be a list")
         rule = self._call(self.service.update, rule_id, rawsql, body.get("enabled"), actions)
         return _created(rule)
 
@@ -130,7 +147,10 @@ class RulesAPI:
         try:
             return fn(*args, **kwargs)
         except RuleSyntaxError as error:
-            raise ApiError(400, PARAM_ERROR, message=str(error)) from None
+            raise _refused(PARAM_ERROR, "rawsql", str(error), message=str(error)) from None
         except RuleRequestError as error:
-            raise ApiError(400, error.code if error.code in (
-                MISSING_PARAMS, PARAM_ERROR, PLUGIN_CLOSED) else PARAM_ERROR) from None
+            code = error.code if error.code in (
+                MISSING_PARAMS, PARAM_ERROR, PLUGIN_CLOSED) else PARAM_ERROR
+            if error.param is None:
+                raise ApiError(400, code) from None
+            raise _refused(code, error.param, str(error)) from None

@@ -53,9 +53,14 @@ UNSUPPORTED = 111
 
 
 class RuleRequestError(Exception):
-    def __init__(self, code, message=""):
+    """A refused REST rule request: NanoMQ's ``code``, a message, and the
+    ``param`` it is about (an action parameter such as ``topic`` or
+    ``table``, or ``rawsql``, ``name``, ``enabled``), or None."""
+
+    def __init__(self, code, message="", param=None):
         super().__init__(message or f"code {code}")
         self.code = code
+        self.param = param
 
 
 def _truthy(value):
@@ -64,46 +69,49 @@ def _truthy(value):
     return bool(value)
 
 
-def _number(value, default):
+def _number(params, key, default):
+    value = params.get(key)
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         try:
             return float(value)
         except (TypeError, ValueError):
-            raise RuleRequestError(BAD_PARAM, f"not a number: {value!r}")
+            raise RuleRequestError(BAD_PARAM, f"{key}: not a number: {value!r}", key)
     return value
+
+
+def _unknown(params, known):
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise RuleRequestError(BAD_PARAM, f"unknown parameter {unknown[0]!r}", unknown[0])
 
 
 def normalize_params(kind, params, strict_keys=False):
     """Check and complete one action's params (REST names)."""
     if not isinstance(params, dict):
-        raise RuleRequestError(BAD_PARAM, "params must be an object")
+        raise RuleRequestError(BAD_PARAM, "params must be an object", "params")
     if kind == "repub":
         for key in ("topic", "address"):
             if not isinstance(params.get(key), str) or not params[key]:
-                raise RuleRequestError(MISSING_KEY, f"repub needs {key!r}")
+                raise RuleRequestError(MISSING_KEY, f"repub needs {key!r}", key)
         if strict_keys:
-            unknown = set(params) - set(_REPUB_KEYS)
-            if unknown:
-                raise RuleRequestError(BAD_PARAM, f"unknown keys {sorted(unknown)}")
+            _unknown(params, _REPUB_KEYS)
         out = {k: params[k] for k in _REPUB_KEYS if params.get(k) is not None}
-        out["proto_ver"] = int(_number(params.get("proto_ver"), 4))
-        out["keepalive"] = _number(params.get("keepalive"), 60)
+        out["proto_ver"] = int(_number(params, "proto_ver", 4))
+        out["keepalive"] = _number(params, "keepalive", 60)
         out["clean_start"] = _truthy(params.get("clean_start", True))
         _split_address(out["address"])
         return out
     if kind == "sqlite":
         table = params.get("table")
         if not isinstance(table, str) or not table:
-            raise RuleRequestError(MISSING_KEY, "sqlite needs 'table'")
+            raise RuleRequestError(MISSING_KEY, "sqlite needs 'table'", "table")
         return {"table": table}
-    unknown = set(params) - set(_DB_KEYS)
-    if unknown:
-        raise RuleRequestError(BAD_PARAM, f"unknown keys {sorted(unknown)}")
+    _unknown(params, _DB_KEYS)
     for key in ("table", "host", "username", "password"):
         if key not in params:
-            raise RuleRequestError(MISSING_KEY, f"{kind} needs {key!r}")
+            raise RuleRequestError(MISSING_KEY, f"{kind} needs {key!r}", key)
     out = dict(params)
     out.setdefault("database", "mysql_rule_db")
     return out
@@ -112,13 +120,14 @@ def normalize_params(kind, params, strict_keys=False):
 def _split_address(address):
     parts = urlsplit(address if "://" in address else "mqtt-tcp://" + address)
     if parts.scheme not in ("mqtt-tcp", "tcp", "mqtt"):
-        raise RuleRequestError(BAD_PARAM, f"unsupported repub address {address!r}")
+        raise RuleRequestError(BAD_PARAM, f"unsupported repub address {address!r} "
+                               "(expected mqtt-tcp://host:port)", "address")
     try:
         port = parts.port or 1883
     except ValueError:
-        raise RuleRequestError(BAD_PARAM, f"bad port in {address!r}")
+        raise RuleRequestError(BAD_PARAM, f"address: bad port in {address!r}", "address")
     if not parts.hostname:
-        raise RuleRequestError(BAD_PARAM, f"no host in {address!r}")
+        raise RuleRequestError(BAD_PARAM, f"address: no host in {address!r}", "address")
     return parts.hostname, port
 
 
@@ -359,12 +368,13 @@ class RulesService(MultiService):
         """One new rule; RuleRequestError / RuleSyntaxError on bad input."""
         kind = str(kind).lower()
         if kind not in ("repub", "sqlite", "mysql"):
-            raise RuleRequestError(UNSUPPORTED, f"unsupported action {kind!r}")
+            raise RuleRequestError(UNSUPPORTED, f"unsupported action name {kind!r}", "name")
         if not isinstance(rawsql, str):
-            raise RuleRequestError(MISSING_KEY, "rawsql is required")
+            raise RuleRequestError(MISSING_KEY, "rawsql is required", "rawsql")
         if kind == "sqlite" and isinstance(params, dict) and self._sqlite_table_taken(
                 params.get("table")):
-            raise RuleRequestError(BAD_PARAM, "table {!r} is in use".format(params.get("table")))
+            raise RuleRequestError(BAD_PARAM, "table {!r} is in use by another rule".format(
+                params.get("table")), "table")
         rule = self._add(kind, rawsql, params, enabled, description)
         self._save(rule)
         return rule
@@ -378,14 +388,15 @@ class RulesService(MultiService):
         if actions:
             last = actions[-1]
             if not isinstance(last, dict) or str(last.get("name", "")).lower() != rule.kind:
-                raise RuleRequestError(BAD_PARAM, "the action type cannot change")
+                raise RuleRequestError(BAD_PARAM, "the action name (type) cannot change", "name")
             new_params = normalize_params(rule.kind, last.get("params") or {},
                                           strict_keys=True)
             if rule.kind == "sqlite" and self._sqlite_table_taken(new_params["table"],
                                                                   rule.id):
-                raise RuleRequestError(BAD_PARAM, "table in use")
+                raise RuleRequestError(BAD_PARAM, "table {!r} is in use by another rule".format(
+                    new_params["table"]), "table")
         if enabled is not None and not isinstance(enabled, bool):
-            raise RuleRequestError(BAD_PARAM, "enabled must be a boolean")
+            raise RuleRequestError(BAD_PARAM, "enabled must be a boolean", "enabled")
         self.engine.update(rule_id, rawsql, enabled, new_params)
         action = self.actions[rule_id]
         if new_params is not None:

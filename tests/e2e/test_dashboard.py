@@ -36,7 +36,8 @@ from ..shipped.support import (
     start_shipped,
 )
 from .dashboard_browser import Browser, missing
-from .support import TIMEOUT, in_thread
+from .mosquitto import MOSQUITTO, Mosquitto
+from .support import TIMEOUT, Clients, in_thread
 
 SCREENSHOTS = os.environ.get("DASHBOARD_SCREENSHOTS")
 
@@ -299,6 +300,124 @@ class RulesTests(DashboardCase):
         self.assertIsNone(self.shipped.app.rules.engine.get(int(rule_id)))
 
 
+class BridgesTests(DashboardCase):
+    @defer.inlineCallbacks
+    def test_create_use_and_delete_a_bridge(self):
+        """A bridge to a real mosquitto made in the form (after a bad
+        server is refused in place), seen connected, carrying a message
+        both ways, then deleted after the confirmation."""
+        if MOSQUITTO is None:
+            raise SkipTest("mosquitto is not installed")
+        remote = Mosquitto(self)
+        yield remote.start()
+        remote_clients = Clients(self, remote.port)
+        watcher = remote_clients("dash-remote-watch", 4)
+        yield in_thread(lambda: (watcher.connect(), watcher.subscribe("remote/in", 1)))
+
+        def create(b):
+            b.login()
+            b.show("bridges")
+            b.type_into("#bridge-new-name", "up")
+            b.type_into("#bridge-new-server", "http://127.0.0.1:1")
+            b.type_into("#bridge-new-clientid", "dash-bridge")
+            b.type_into("#bridge-new-forwards-0-a", "dash/out")
+            b.type_into("#bridge-new-forwards-0-b", "remote/in")
+            b.type_into("#bridge-new-subscription-0-a", "remote/cmd")
+            b.type_into("#bridge-new-subscription-0-b", "dash/cmd")
+            b.find("#bridge-create").click()
+            b.wait(lambda _d: b.find("#bridge-new-server-error").text.strip(),
+                   "no error under the server field")
+            self.assertIn("mqtt-tcp://", b.find("#bridge-new-server-error").text)
+            server = b.find("#bridge-new-server")
+            self.assertEqual(server.get_attribute("aria-invalid"), "true")
+            self.assertEqual(b.driver.switch_to.active_element, server)
+            self.assertEqual(len(b.errors()), 1)  # the refused request (HTTP 400)
+            b.type_into("#bridge-new-server", f"mqtt-tcp://127.0.0.1:{remote.port}")
+            b.find("#bridge-create").click()
+            b.wait_text("#status", "Bridge up created")
+            self.assertIsNone(server.get_attribute("aria-invalid"))
+            b.wait_for("#bridge-list tr[data-bridge='up'][data-connected='1']",
+                       "the new bridge never showed as connected")
+            self.assertIn("connected (1 of 1)",
+                          b.find("#bridge-list tr[data-bridge='up']").text)
+
+        yield in_thread(create, self.browser)
+        service = self.shipped.app.bridges.get("up")
+        self.assertEqual((service.created, service.config.clientid), (True, "dash-bridge"))
+        local_sub = self.clients("dash-local-sub", 4)
+        local_pub = self.clients("dash-local-pub", 4)
+        remote_pub = remote_clients("dash-remote-pub", 4)
+
+        def use():
+            local_sub.connect()
+            local_sub.subscribe("dash/cmd", 1)
+            local_pub.connect()
+            local_pub.publish("dash/out", "up the bridge", 1)
+            up = watcher.expect()
+            remote_pub.connect()
+            remote_pub.publish("remote/cmd", "down the bridge", 1)
+            return up, local_sub.expect()
+
+        up, down = yield in_thread(use)
+        self.assertEqual((up.topic, up.payload), ("remote/in", b"up the bridge"))
+        self.assertEqual((down.topic, down.payload), ("dash/cmd", b"down the bridge"))
+
+        def delete(b):
+            b.find("button[aria-label='Delete up']").click()
+            dialog = b.wait_for("#bridge-confirm [role='alertdialog']")
+            self.assertIn("Delete bridge up?", dialog.text)
+            self.assertEqual(b.driver.switch_to.active_element,
+                             b.find("#bridge-confirm-cancel"))
+            b.find("#bridge-confirm-cancel").click()
+            b.wait_gone("#bridge-confirm [role='alertdialog']")
+            b.find("button[aria-label='Delete up']").click()
+            b.wait_for("#bridge-confirm-delete").click()
+            b.wait_text("#status", "Bridge up deleted")
+            b.wait_gone("#bridge-list tr[data-bridge='up']")
+            self.assertNoErrors(b)
+
+        yield in_thread(delete, self.browser)
+        self.assertIsNone(self.shipped.app.bridges.get("up"))
+        self.assertEqual(service.clients, [])
+
+
+class RuleParameterTests(DashboardCase):
+    def test_parameter_errors_in_place(self):
+        """A republish without a topic and a SQLite rule without a table
+        are refused with the reason under the missing field."""
+
+        def scenario(b):
+            b.login()
+            b.show("rules")
+            b.wait(lambda _d: b.find("#rule-address").get_attribute("value"),
+                   "the broker's address was never filled in")
+            b.type_into("#rule-sql", 'SELECT payload FROM "params/in"')
+            b.find("#rule-save").click()
+            b.wait(lambda _d: b.find("#rule-topic-error").text.strip(),
+                   "no error under the topic field")
+            self.assertIn("topic", b.find("#rule-topic-error").text)
+            topic = b.find("#rule-topic")
+            self.assertEqual(topic.get_attribute("aria-invalid"), "true")
+            self.assertEqual(b.driver.switch_to.active_element, topic)
+            self.assertEqual(b.find("#rule-sql-error").text, "")
+            self.assertIn("rule-topic-error", topic.get_attribute("aria-describedby"))
+
+            from selenium.webdriver.support.ui import Select
+
+            Select(b.find("#rule-action")).select_by_value("sqlite")
+            b.find("#rule-save").click()
+            b.wait(lambda _d: b.find("#rule-table-error").text.strip(),
+                   "no error under the table field")
+            self.assertIn("table", b.find("#rule-table-error").text)
+            self.assertEqual(b.find("#rule-table").get_attribute("aria-invalid"), "true")
+            # The previous error went away with the new attempt.
+            self.assertEqual(b.find("#rule-topic-error").text, "")
+            self.assertIsNone(topic.get_attribute("aria-invalid"))
+            self.assertEqual(len(b.errors()), 2)  # the two refused requests (HTTP 400)
+
+        return in_thread(scenario, self.browser)
+
+
 class ConfigurationTests(DashboardCase):
     @defer.inlineCallbacks
     def test_break_and_fix(self):
@@ -452,6 +571,23 @@ class ScreenshotTests(DashboardCase):
                             retain=True)
 
         yield in_thread(traffic)
+        remote = None
+        if MOSQUITTO is not None:
+            remote = Mosquitto(self)
+            yield remote.start()
+
+        def bridge(b):
+            """A bridge to the mosquitto, made in the form, connected."""
+            b.type_into("#bridge-new-name", "cloud")
+            b.type_into("#bridge-new-server", f"mqtt-tcp://127.0.0.1:{remote.port}")
+            b.type_into("#bridge-new-clientid", "edge-01")
+            b.type_into("#bridge-new-forwards-0-a", "sensors/#")
+            b.type_into("#bridge-new-forwards-0-b", "site1/sensors/#")
+            b.type_into("#bridge-new-subscription-0-a", "site1/cmd/#")
+            b.type_into("#bridge-new-subscription-0-b", "cmd/#")
+            b.find("#bridge-create").click()
+            b.wait_for("#bridge-list tr[data-bridge='cloud'][data-connected='1']")
+            b.driver.execute_script("window.scrollTo(0, 0)")
 
         def scenario(b):
             b.login()
@@ -479,6 +615,8 @@ class ScreenshotTests(DashboardCase):
                     b.wait_for("#sub-log li")
                 elif page == "rules":
                     b.wait_for("#rule-list table")
+                elif page == "bridges" and remote is not None:
+                    bridge(b)
                 self.assertEqual(b.errors(), [], page)
                 made.put(b.screenshot(directory, f"dashboard-{page}"))
 

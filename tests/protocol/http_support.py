@@ -84,9 +84,11 @@ class Peer:
 class Harness:
     """A broker, its REST API and a synchronous request helper."""
 
-    def __init__(self, conf="", path="<test>"):
+    def __init__(self, conf="", path="<test>", clock=None):
         self.config = loads(BASE_CONF + conf, path=path)
-        self.clock = Clock()
+        #: A ``Clock``, or a ``MemoryReactorClock`` where a test starts
+        #: services that dial out (bridges).
+        self.clock = Clock() if clock is None else clock
         self.clock.advance(1000)
         #: The whole application on the test clock, never started: its
         #: REST API (``app.api``) is what the requests reach.

@@ -4,6 +4,7 @@ transcript §13), live (un)subscribe on a connected bridge, PUT
 reconfiguration.
 """
 
+from twisted.internet.testing import MemoryReactorClock
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -163,8 +164,8 @@ class BridgesRestTests(SynchronousTestCase):
                          (404, {"code": 102}))
 
     def test_unrouted(self):
-        self.assertEqual(self.h.json("DELETE", "/api/v4/bridges/emqx"), (404, {"code": 102}))
-        self.assertEqual(self.h.json("POST", "/api/v4/bridges", {}), (404, {"code": 102}))
+        self.assertEqual(self.h.json("PATCH", "/api/v4/bridges/emqx")[0], 405)
+        self.assertEqual(self.h.json("POST", "/api/v4/bridges/emqx", {}), (404, {"code": 102}))
 
     def test_put(self):
         self.assertEqual(
@@ -208,3 +209,108 @@ class BridgesRestTests(SynchronousTestCase):
         self.assertEqual(status, 200)
         self.assertEqual(body["metrics"][0]["bridge name"], "emqx")
         self.assertEqual(body["metrics"][0]["sent messages"], 0)
+
+
+NEW_BRIDGE = {
+    "b2": {
+        "server": "mqtt-tcp://127.0.0.1:1885",
+        "proto_ver": 4,
+        "clientid": "b2_client",
+        "keepalive": 30,
+        "clean_start": False,
+        "forwards": [{"remote_topic": "up/one", "local_topic": "one", "qos": 1}],
+        "subscription": [{"remote_topic": "down/#", "local_topic": "local/down", "qos": 2}],
+    }
+}
+
+
+class CreateDeleteTests(SynchronousTestCase):
+    """Our ``POST /bridges`` and ``DELETE /bridges/{name}``, through the
+    application object, with the bridges service running on a memory
+    reactor (so "started" means "dialled")."""
+
+    def setUp(self):
+        self.reactor = MemoryReactorClock()
+        self.h = Harness(BRIDGE, clock=self.reactor)
+        self.h.app.bridges.getServiceNamed("emqx").enabled = False
+        self.h.app.bridges.startService()
+        self.addCleanup(self.h.app.bridges.stopService)
+
+    def dialled(self):
+        return [(host, port) for host, port, *_ in self.reactor.tcpClients]
+
+    def test_create_starts_and_delete_stops(self):
+        status, body = self.h.json("POST", "/api/v4/bridges", NEW_BRIDGE)
+        self.assertEqual((status, body["code"]), (200, 0))
+        (node,) = body["data"]["bridge"]["nodes"]
+        self.assertEqual((node["name"], node["enable"], node["parallel"]), ("b2", True, 2))
+        self.assertEqual(node["connector"]["keepalive"], 30)
+        self.assertEqual(node["forwards"], [{"remote_topic": "up/one", "local_topic": "one",
+                                             "qos": 1}])
+        self.assertEqual(self.dialled(), [("127.0.0.1", 1885)])
+        _, listed = self.h.json("GET", "/api/v4/bridges")
+        self.assertEqual([n["name"] for n in listed["data"]["bridge"]["nodes"]], ["emqx", "b2"])
+        _, status_list = self.h.json("GET", "/api/v4/bridge-status")
+        self.assertIn("b2", [b["name"] for b in status_list["data"]])
+        # The created bridge forwards: it is a consumer in the routing trie.
+        service = self.h.app.bridges.get("b2")
+        self.assertTrue(service.created)
+        self.assertIn(service.bridge, self.consumers())
+
+        self.assertEqual(self.h.json("DELETE", "/api/v4/bridges/b2"), (200, {"code": 0}))
+        self.assertIsNone(self.h.app.bridges.get("b2"))
+        self.assertNotIn(service.bridge, self.consumers())
+        self.assertEqual(service.clients, [])
+        self.assertEqual(self.h.json("DELETE", "/api/v4/bridges/b2"), (404, {"code": 115}))
+        # A file bridge can be deleted too.
+        self.assertEqual(self.h.json("DELETE", "/api/v4/bridges/emqx/"), (200, {"code": 0}))
+        _, listed = self.h.json("GET", "/api/v4/bridges")
+        self.assertEqual(listed["data"]["bridge"]["nodes"], [])
+
+    def consumers(self):
+        """The extensions a message on ``one`` (b2's forward) reaches."""
+        return list(self.h.broker.extensions.consumers("one"))
+
+    def test_disabled_and_parallel(self):
+        body = {"b3": dict(NEW_BRIDGE["b2"], enable=False, parallel=4, name="b3")}
+        status, got = self.h.json("POST", "/api/v4/bridges", body)
+        self.assertEqual(status, 200)
+        (node,) = got["data"]["bridge"]["nodes"]
+        self.assertEqual((node["enable"], node["parallel"]), (False, 4))
+        self.assertEqual(self.dialled(), [])
+
+    def test_refusals(self):
+        def post(body):
+            return self.h.json("POST", "/api/v4/bridges", body)
+
+        self.assertEqual(post('{"b2":'), (400, {"code": 109}))
+        self.assertEqual(post([NEW_BRIDGE]), (400, {"code": 109}))
+        for body in ({}, {"b2": 1}, dict(NEW_BRIDGE, b3={})):
+            status, got = post(body)
+            self.assertEqual((status, got["code"]), (400, 108), body)
+            self.assertIn("<name>", got["message"])
+        for name in ("a.b", "", "cache", "x" * 65, "a/b"):
+            status, got = post({name: NEW_BRIDGE["b2"]})
+            self.assertEqual((status, got["code"], got["key"]), (400, 108, "name"), name)
+        status, got = post({"emqx": NEW_BRIDGE["b2"]})
+        self.assertEqual((status, got["code"], got["key"]), (400, 108, "name"))
+        self.assertIn("exists", got["message"])
+        status, got = post({"b2": dict(NEW_BRIDGE["b2"], name="other")})
+        self.assertEqual((status, got["key"]), (400, "name"))
+        status, got = post({"b2": dict(NEW_BRIDGE["b2"], enable="yes")})
+        self.assertEqual((status, got["key"]), (400, "enable"))
+        status, got = post({"b2": dict(NEW_BRIDGE["b2"], parallel=0)})
+        self.assertEqual((status, got["key"]), (400, "parallel"))
+        # Bad settings: the key relative to the bridge, the loader's reason.
+        status, got = post({"b2": dict(NEW_BRIDGE["b2"], server="http://x")})
+        self.assertEqual((status, got["code"], got["key"]), (400, 108, "server"))
+        self.assertIn("mqtt-tcp://", got["message"])
+        status, got = post({"b2": dict(NEW_BRIDGE["b2"], proto_ver=7)})
+        self.assertEqual((status, got["key"]), (400, "proto_ver"))
+        status, got = post({"b2": dict(NEW_BRIDGE["b2"], forwards=[{"local_topic": "a"}])})
+        self.assertEqual(status, 400)
+        self.assertTrue(got["key"].startswith("forwards"), got)
+        status, got = post({"b2": dict(NEW_BRIDGE["b2"], serverr="mqtt-tcp://a:1")})
+        self.assertEqual((status, got["key"]), (400, "serverr"))
+        self.assertIsNone(self.h.app.bridges.get("b2"))
+        self.assertEqual(self.dialled(), [])

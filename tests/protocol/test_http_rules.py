@@ -140,6 +140,79 @@ class RulesRestTests(SynchronousTestCase):
         self.assertEqual(self.call("POST", "", unknown), (400, '{"code":108}'))
 
 
+class ParameterErrorTests(SynchronousTestCase):
+    """A refused rule names the parameter (``X-NanoMQ-Error-Param``) and
+    says why (``X-NanoMQ-Error-Message``); the body stays NanoMQ's bare
+    ``{"code":N}`` (golden #176, #178, #187)."""
+
+    def setUp(self):
+        self.h = Harness(GOLDEN_RULES)
+
+    def refused(self, method, path, body):
+        status, headers, content = self.h.request(method, "/api/v4/rules" + path, body)
+        param = headers.getRawHeaders(b"x-nanomq-error-param")
+        message = headers.getRawHeaders(b"x-nanomq-error-message")
+        return (status, content.decode(), param and param[0].decode(),
+                message and message[0].decode())
+
+    def post(self, name, params, rawsql='SELECT * FROM "p/#"'):
+        return self.refused("POST", "", {"rawsql": rawsql,
+                                         "actions": [{"name": name, "params": params}]})
+
+    def test_create(self):
+        cases = [
+            ("repub", {"address": "mqtt-tcp://127.0.0.1:1883"}, '{"code":107}', "topic"),
+            ("repub", {"topic": "t"}, '{"code":107}', "address"),  # golden #178
+            ("repub", {"topic": "t", "address": "http://x"}, '{"code":108}', "address"),
+            ("repub", {"topic": "t", "address": "mqtt-tcp://h:99999"}, '{"code":108}',
+             "address"),
+            ("repub", {"topic": "t", "address": "mqtt-tcp://h:1", "keepalive": "often"},
+             '{"code":108}', "keepalive"),
+            ("sqlite", {}, '{"code":107}', "table"),
+            ("sqlite", {"table": "broker"}, '{"code":108}', "table"),  # golden #176
+            ("mysql", {"table": "t", "host": "h"}, '{"code":107}', "username"),
+            ("mysql", {"table": "t", "host": "h", "username": "u", "password": "p",
+                       "colour": 1}, '{"code":108}', "colour"),
+            ("postgresql", {"table": "t"}, '{"code":111}', "name"),
+            ("sqlite", "table=t", '{"code":108}', "params"),
+        ]
+        for name, params, body, param in cases:
+            status, got, got_param, message = self.post(name, params)
+            self.assertEqual((status, got, got_param), (400, body, param), (name, params))
+            self.assertIn(param, message)
+        self.assertEqual(self.refused("POST", "", {"actions": [{"name": "sqlite"}]})[:3],
+                         (400, '{"code":107}', "rawsql"))
+        self.assertEqual(self.refused("POST", "", {"rawsql": "x", "actions": [1]})[:3],
+                         (400, '{"code":108}', "name"))
+
+    def test_sql_error_keeps_its_message(self):
+        status, got, param, message = self.post("sqlite", {"table": "t2"}, rawsql="SELEC *")
+        self.assertEqual((status, param), (400, "rawsql"))
+        body = json.loads(got)
+        self.assertEqual(body["code"], 108)
+        self.assertEqual(" ".join(body["message"].split()), message)
+
+    def test_update(self):
+        self.assertEqual(self.refused("PUT", "/rule:2", {"actions": [
+            {"name": "sqlite", "params": {"table": "x"}}]})[:3],
+            (400, '{"code":108}', "name"))  # golden #187
+        self.assertEqual(self.refused("PUT", "/rule:2", {"actions": [
+            {"name": "repub", "params": {"topic": "t", "address": "mqtt-tcp://h:1",
+                                         "qos": 1}}]})[:3],
+            (400, '{"code":108}', "qos"))
+        self.assertEqual(self.refused("PUT", "/rule:2", {"enabled": "yes"})[:3],
+                         (400, '{"code":108}', "enabled"))
+        # An unknown rule is about no parameter: no headers.
+        self.assertEqual(self.refused("PUT", "/rule:99", {"enabled": True}),
+                         (400, '{"code":108}', None, None))
+
+    def test_message_header_is_one_ascii_line(self):
+        _status, _body, _param, message = self.post(
+            "repub", {"topic": "t", "address": "ftp://h\u00e9\n:1"})
+        self.assertNotIn("\n", message)
+        message.encode("ascii")
+
+
 class SubAppTests(SynchronousTestCase):
     """The Klein sub-app on its own, as mounted (paths relative)."""
 

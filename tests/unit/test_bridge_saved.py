@@ -153,3 +153,55 @@ class StoreTests(StoreTestMixin, SynchronousTestCase):
         link.session.finished(item)
         left = sorted(m[1] for m in store.saved_bridge_messages("up"))
         self.assertEqual(left, sorted(set(queued) - {item.topic}))
+
+    def broker_with_store(self, cfg):
+        store = self.make_store()
+        broker = Broker(cfg.mqtt)
+        store.restore(broker, 0.0)
+        broker.set_store(store)
+        return broker, store
+
+    def test_created_bridge_comes_back_and_deleted_one_does_not(self):
+        """A bridge created over REST is started again at the next start
+        though the file has no block for it; a file bridge deleted over
+        REST is not, and what it owed is gone with it."""
+        cfg = config()
+        broker, store = self.broker_with_store(cfg)
+        service = build_bridges_service(cfg, broker, task.Clock())
+        new = replace(cfg.bridges[0], name="new", parallel_connections=1, enable=False)
+        created = service.create(new)
+        self.assertTrue(created.created)
+        self.assertRaises(KeyError, service.create, new)
+        self.assertTrue(store.saved_bridges()["new"]["created"])
+        store.bridge_message_queued("up", "e/s/1", b"1", 1, False, None, "s/1")
+        service.get("up").enabled = False  # its CA file does not exist
+        service.startService()
+        up = service.get("up")
+        self.assertEqual(sum(len(link.session.queue) for link in up.bridge.links), 1)
+        self.successResultOf(service.remove("up"))
+        self.assertIsNone(service.get("up"))
+        self.assertEqual(store.saved_bridges()["up"], {"version": 1, "deleted": True})
+        self.assertEqual(store.saved_bridge_messages("up"), [])
+        self.failureResultOf(service.remove("up"), KeyError)
+        self.successResultOf(service.stopService())
+
+        again = build_bridges_service(cfg, broker, task.Clock())
+        again.startService()
+        self.addCleanup(again.stopService)
+        self.assertEqual([s.name for s in again.all()], ["new"])
+        restored = again.get("new")
+        self.assertEqual((restored.created, restored.enabled, restored.config.clientid),
+                         (True, False, "edge1"))
+
+    def test_recreated_after_delete(self):
+        """The latest change wins: a bridge created again after a delete
+        is started at the next start."""
+        cfg = config()
+        broker, _store = self.broker_with_store(cfg)
+        service = build_bridges_service(cfg, broker, task.Clock())
+        self.successResultOf(service.remove("up"))
+        service.create(replace(cfg.bridges[0], clientid="edge2", enable=False))
+        again = build_bridges_service(cfg, broker, task.Clock())
+        again.startService()
+        self.addCleanup(again.stopService)
+        self.assertEqual(again.get("up").config.clientid, "edge2")

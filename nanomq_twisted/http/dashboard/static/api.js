@@ -6,10 +6,15 @@
 // session has ended: back to the login page, saying why.
 
 export class ApiError extends Error {
-  constructor(status, body) {
-    super((body && body.message) || `HTTP ${status}, code ${body && body.code}`);
+  constructor(status, body, headers) {
+    const reason = headers && headers.get("X-NanoMQ-Error-Message");
+    super((body && body.message) || reason || `HTTP ${status}, code ${body && body.code}`);
     this.status = status;
     this.body = body || {};
+    // What a refused request got wrong where the body stays NanoMQ's bare
+    // {"code":N} (rules): the parameter's name and the reason.
+    this.param = (headers && headers.get("X-NanoMQ-Error-Param")) || null;
+    this.reason = reason || null;
   }
 }
 
@@ -47,10 +52,10 @@ export async function api(method, path, body) {
   }
   if (response.status === 401 && !path.startsWith("/dashboard/login")) {
     loginPage(parsed && parsed.code === 116);
-    throw new ApiError(401, parsed);
+    throw new ApiError(401, parsed, response.headers);
   }
   if (response.status < 200 || response.status >= 300 || (parsed && parsed.code)) {
-    throw new ApiError(response.status, parsed);
+    throw new ApiError(response.status, parsed, response.headers);
   }
   return parsed;
 }

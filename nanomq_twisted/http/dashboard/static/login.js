@@ -44,6 +44,13 @@ async function submit(event) {
     return;
   }
   let code = null;
+  if (response.status === 429) {
+    // Too many failed logins from this address (Retry-After seconds).
+    const wait = response.headers.get("Retry-After");
+    error.textContent = `Too many failed logins: try again in ${wait} s.`;
+    document.getElementById(token ? "token" : "username").focus();
+    return;
+  }
   try {
     code = (await response.json()).code;
   } catch (_failure) {

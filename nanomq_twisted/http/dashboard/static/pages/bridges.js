@@ -1,22 +1,58 @@
 // Bridges: each bridge's state and counters (/bridge-status) and
 // configuration (/bridges); switch one on or off (/bridges/switch), edit
 // its connector (PUT /bridges/{name}, which reconnects), add and remove
-// remote subscriptions (/bridges/sub, /bridges/unsub).  Bridges are
-// created and deleted in the configuration file (the API has no call for
-// it, as NanoMQ's has none); see the Configuration page.
+// remote subscriptions (/bridges/sub, /bridges/unsub), create one
+// (POST /bridges, bridge_form.js) and delete one after a confirmation
+// (DELETE /bridges/{name}).  The list refreshes every few seconds, so a
+// new bridge is seen connecting; not while the focus is in it.
 
-import { get, post, put, seg } from "../api.js";
+import { del, get, post, put, seg } from "../api.js";
 import { announce, field, h, section, table } from "../util.js";
+import { bridgeForm } from "./bridge_form.js";
+
+const REFRESH_MS = 3000;
 
 export const title = "Bridges";
 
 export function render(main) {
   const list = h("div", { id: "bridge-list" });
+  const confirm = h("div", { id: "bridge-confirm" });
   const detail = h("div", { id: "bridge-detail" });
-  main.append(h("h1", {}, "Bridges"),
-    h("p", { class: "notice" }, "Bridges are added and removed in the configuration file (",
-      h("a", { href: "#/config" }, "Configuration"), ", then Apply)."),
-    list, detail);
+  const heading = h("h1", {}, "Bridges");
+  const form = bridgeForm(async (name) => {
+    announce(`Bridge ${name} created.`);
+    await refresh();
+  });
+  main.append(heading, list, confirm, detail, form);
+
+  function askDelete(name, opener) {
+    const cancel = h("button", { type: "button", class: "quiet", id: "bridge-confirm-cancel" }, "Cancel");
+    const yes = h("button", { type: "button", class: "danger", id: "bridge-confirm-delete" }, `Delete ${name}`);
+    const box = h("div", {
+      class: "panel", role: "alertdialog", "aria-labelledby": "bridge-confirm-title",
+      "aria-describedby": "bridge-confirm-text",
+    }, h("h2", { id: "bridge-confirm-title" }, `Delete bridge ${name}?`),
+    h("p", { id: "bridge-confirm-text" }, "It disconnects and is removed; the messages it still "
+      + "holds for the remote are dropped. A bridge from the configuration file stays deleted "
+      + "after a restart (with sqlite on) until it is created again."),
+    h("div", { class: "toolbar" }, yes, cancel));
+    cancel.addEventListener("click", () => {
+      confirm.replaceChildren();
+      if (opener && opener.isConnected) opener.focus();
+      else heading.focus();
+    });
+    yes.addEventListener("click", async () => {
+      confirm.replaceChildren();
+      if (detail.dataset.bridge === name) {
+        detail.replaceChildren();
+        delete detail.dataset.bridge;
+      }
+      await act(`Bridge ${name} deleted.`, () => del(`/bridges/${seg(name)}`));
+      heading.focus();
+    });
+    confirm.replaceChildren(box);
+    cancel.focus();
+  }
 
   async function act(what, call) {
     try {
@@ -65,6 +101,7 @@ export function render(main) {
         data: { subscription: [{ remote_topic: remote.value, local_topic: local.value || remote.value, qos: Number(qos.value) }] },
       }));
     });
+    detail.dataset.bridge = name;
     detail.replaceChildren(section(`Bridge ${name}`,
       table("Forwards (local to remote)", [
         { label: "Local topic", cell: (f) => h("code", {}, f.local_topic) },
@@ -110,11 +147,21 @@ export function render(main) {
             onclick: () => act(`Bridge ${b.name} turned ${b.enabled ? "off" : "on"}.`,
               () => post(`/bridges/switch/${seg(b.name)}`, { data: { bridge_switch: !b.enabled } })),
           }, b.enabled ? "Turn off" : "Turn on"),
+          " ",
+          h("button", {
+            type: "button", class: "danger", "aria-label": `Delete ${b.name}`,
+            onclick: (event) => askDelete(b.name, event.currentTarget),
+          }, "Delete"),
         ],
       },
-    ], status.data));
+    ], status.data, (b) => ({
+      dataset: { bridge: b.name, connected: String(b.connected), enabled: String(b.enabled) },
+    })));
   }
 
   refresh().catch(() => {});
-  return null;
+  const timer = setInterval(() => {
+    if (!list.contains(document.activeElement)) refresh().catch(() => {});
+  }, REFRESH_MS);
+  return () => clearInterval(timer);
 }

@@ -1,6 +1,9 @@
 // Rules: the rule engine's rules (/rules), created, edited, switched on
-// and off and deleted here.  A refused rule's reason (the SQL parser's
-// message, with its position) is shown under the SQL field.
+// and off and deleted here.  A refused rule's reason is shown under the
+// field it is about: the SQL parser's message (with its position) under
+// the SQL, a bad action parameter (named by the X-NanoMQ-Error-Param
+// header, api.js) under that parameter's field, anything else under the
+// form.
 
 import { del, get, post, put } from "../api.js";
 import { announce, field, h, section, table } from "../util.js";
@@ -33,12 +36,44 @@ export function render(main) {
   const [addressField, address] = field("Broker address", h("input", { id: "rule-address" }),
     "This broker's own address republishes in-process.");
   const [tableField, tableName] = field("Table", h("input", { id: "rule-table" }));
+  // Each field that a refusal can name has its error line under it.
+  const lines = new Map([[sql, sqlError]]);
+  for (const [wrapper, control] of [[kindField, kind], [topicField, topic], [addressField, address], [tableField, tableName]]) {
+    const line = h("p", { class: "error", id: `${control.id}-error`, role: "alert" });
+    control.setAttribute("aria-describedby", `${control.getAttribute("aria-describedby") || ""} ${line.id}`.trim());
+    wrapper.append(line);
+    lines.set(control, line);
+  }
+  const formError = h("p", { class: "error", id: "rule-error", role: "alert" });
+  const byParam = { rawsql: sql, name: kind, topic, address, table: tableName };
   const heading = h("h2", { id: "rule-form-title" }, "New rule");
   const submit = h("button", { type: "submit", id: "rule-save" }, "Create rule");
   const cancel = h("button", { type: "button", class: "quiet", hidden: true, onclick: () => reset() }, "Cancel edit");
   const form = h("form", { id: "rule-form", "aria-labelledby": "rule-form-title" },
     heading, sqlField, sqlError, kindField, topicField, addressField, tableField,
-    h("div", { class: "toolbar" }, submit, cancel));
+    h("div", { class: "toolbar" }, submit, cancel), formError);
+
+  function clearErrors() {
+    for (const [control, line] of lines) {
+      line.textContent = "";
+      control.removeAttribute("aria-invalid");
+    }
+    formError.textContent = "";
+  }
+
+  /** Show a refusal under the field it names (else under the form). */
+  function showError(error) {
+    const text = error.body.message || error.reason || CODES[error.body.code] || error.message;
+    const control = byParam[error.param] || null;
+    if (!control || control.closest("[hidden]")) {
+      formError.textContent = error.param ? `${error.param}: ${text}` : text;
+      submit.focus();
+      return;
+    }
+    control.setAttribute("aria-invalid", "true");
+    lines.get(control).textContent = text;
+    control.focus();
+  }
   const list = h("div", { id: "rule-list" });
   main.append(h("h1", {}, "Rules"), list, form);
 
@@ -57,8 +92,7 @@ export function render(main) {
     cancel.hidden = true;
     kind.disabled = false;
     sql.value = "";
-    sqlError.textContent = "";
-    sql.removeAttribute("aria-invalid");
+    clearErrors();
   }
 
   function edit(rule) {
@@ -119,7 +153,7 @@ export function render(main) {
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    sqlError.textContent = "";
+    clearErrors();
     const params = kind.value === "repub"
       ? { topic: topic.value, address: address.value }
       : { table: tableName.value };
@@ -134,9 +168,7 @@ export function render(main) {
       reset();
       await refresh();
     } catch (error) {
-      sql.setAttribute("aria-invalid", "true");
-      sqlError.textContent = error.body.message || CODES[error.body.code] || error.message;
-      sql.focus();
+      showError(error);
     }
   });
 
