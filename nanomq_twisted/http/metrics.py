@@ -11,7 +11,11 @@ the Prometheus text format 0.0.4, in NanoMQ's order (``# TYPE`` before
 ``# HELP``).  ``*_max`` values are running maxima updated at each scrape,
 as NanoMQ does.  ``nanomq_http_default_credentials`` (ours, last) is 1
 while the REST API takes the shipped ``admin``/``public`` from beyond
-loopback (http/auth.py).
+loopback (http/auth.py).  ``nanomq_persistence_healthy`` (ours) is 0
+while the SQLite store cannot commit (disk full, read-only, I/O error;
+``/api/v4/brokers`` names which) and 1 otherwise, also without
+persistence; ``nanomq_persistence_write_failures`` counts the failed
+commit attempts.
 """
 
 import psutil
@@ -41,6 +45,10 @@ METRICS = (
     ("nanomq_cpu_usage_max", "gauge", "Highest CPU usage seen (%)"),
     ("nanomq_http_default_credentials", "gauge",
      "1 while the REST API accepts the default admin/public beyond loopback"),
+    ("nanomq_persistence_healthy", "gauge",
+     "0 while the SQLite store cannot commit (disk full, read-only, I/O error)"),
+    ("nanomq_persistence_write_failures", "counter",
+     "Failed SQLite commit attempts since start-up"),
 )
 
 _PERCENT = ("nanomq_cpu_usage", "nanomq_cpu_usage_max")
@@ -69,7 +77,10 @@ def dropped_total(stats):
 def broker_gauges(broker):
     stats = broker.stats
     subscribers = sum(1 for s in broker.sessions.values() if s.subscriptions)
+    store = broker.store
     return {
+        "nanomq_persistence_healthy": 1 if store.health in ("ok", "off") else 0,
+        "nanomq_persistence_write_failures": store.failures,
         "nanomq_connections_count": len(broker.connections),
         "nanomq_sessions_count": len(broker.sessions),
         "nanomq_topics_count": broker.subscriptions.filter_count,
