@@ -217,11 +217,13 @@ class BatchWriter:
 
     def _written(self, _):
         self._busy = None
-        self._attempts = 0
         if self.health != OK:
             self._recovered()
-        self._release(self._busy_callbacks)
-        self._busy_callbacks = []
+        self._attempts = 0
+        # Taken before any runs: a callback may start the next batch
+        # (``flush`` does), which gets a list of its own.
+        callbacks, self._busy_callbacks = self._busy_callbacks, []
+        self._release(callbacks)
         self._continue()
 
     def _release(self, callbacks):
@@ -272,9 +274,9 @@ class BatchWriter:
 
     def _recovered(self):
         self._log.warn(
-            "SQLite database {path} is written again after {failures} failed attempts "
+            "SQLite database {path} is written again after {attempts} failed attempts "
             "over {seconds:.1f} s ({state}); held acknowledgements released",
-            path=self.path, failures=self.failures, state=self.health,
+            path=self.path, attempts=self._attempts, state=self.health,
             seconds=self.clock.seconds() - self._fault_since,
         )
         self.health = OK

@@ -292,6 +292,22 @@ class RetryTests(FaultyStoreMixin, SynchronousTestCase):
         self.assertEqual(rows(self.path, "SELECT * FROM deliveries"), [])
 
 
+class FlushTests(FaultyStoreMixin, SynchronousTestCase):
+    def test_flush_over_two_batches_fires(self):
+        # Regression: flush() starts the next batch from inside the
+        # callbacks of the one that committed; that batch's waiters must
+        # not be dropped (a shutdown hung on it).
+        _broker, store = self.make_faulty(sync_ack=False)
+        store.retained_set("a", Message("a", b"1", 1, True), 100.0, None)
+        self.clock.advance(0.01)
+        self.assertEqual(len(self.runner.jobs), 1)  # in flight
+        store.retained_set("b", Message("b", b"2", 1, True), 100.0, None)
+        d = store.flush()
+        self.runner.run_all()
+        self.successResultOf(d)
+        self.assertEqual(len(rows(self.path, "SELECT * FROM retained")), 2)
+
+
 class BacklogTests(FaultyStoreMixin, SynchronousTestCase):
     """A failed batch folded into the next one writes what the two would
     have written one after the other: the same tables in the end."""
