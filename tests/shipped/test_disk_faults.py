@@ -27,6 +27,7 @@ timeout, never a fixed sleep.
 """
 
 import errno
+import json
 import os
 import subprocess
 import threading
@@ -227,8 +228,6 @@ class DiskFaultCase(TestCase):
     def reported(self, port):
         """``(brokers "persistence", healthy gauge, failures counter)``."""
         brokers = yield self.rest(port, "/brokers")
-        import json
-
         state = json.loads(brokers)["data"][0]["persistence"]
         text = yield self.rest(port, "/prometheus")
         families = {f.name: f.samples[0].value
@@ -383,7 +382,6 @@ class FullDiskTests(DiskFaultCase):
 
 
 class StartupTests(DiskFaultCase):
-    @defer.inlineCallbacks
     def test_read_only_data_folder_stops_the_start_naming_the_path(self):
         mount_tmpfs(self, self.data, "1m")
         self.assertEqual(_run("mount", "-o", "remount,ro", self.data).returncode, 0)
@@ -396,7 +394,6 @@ class StartupTests(DiskFaultCase):
         self.assertEqual(caught.exception.state, "read_only")
         # Nothing was left listening.
         self.assertEqual([s.port for s in app.listeners.values() if s.port is not None], [])
-        yield defer.succeed(None)
 
 
 def mount_ext4(testcase, directory, size_mb=32):
