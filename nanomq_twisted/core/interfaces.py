@@ -51,6 +51,8 @@ class IStore(Interface):
     changes = Attribute("counter of accepted message writes")
     max_rows = Attribute("most owed messages kept (0 = no limit)")
     rows = Attribute("owed messages kept now")
+    health = Attribute('"off", "ok", or why writes fail: "disk_full", "read_only", "failed"')
+    failures = Attribute("failed write attempts since start-up")
 
     def session_saved(session, disconnected_at):
         """A durable session's settings changed."""

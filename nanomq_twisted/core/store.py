@@ -65,6 +65,13 @@ class StoreOps:
     #: (queued or in flight) kept; 0 = no limit.  ``rows`` is how many are.
     max_rows = 0
     rows = 0
+    #: Can the store write?  ``"off"`` (no persistence), ``"ok"``, or the
+    #: fault of a store that cannot commit: ``"disk_full"``,
+    #: ``"read_only"``, ``"failed"`` (persistence/faults.py).  Reported by
+    #: ``/api/v4/brokers`` and ``/api/v4/prometheus``.
+    health = "off"
+    #: Failed write attempts since start-up.
+    failures = 0
 
     # -- sessions --------------------------------------------------------
 

@@ -9,7 +9,10 @@ dashboard's login entries when the dashboard is on.
 
 ``/brokers`` items carry NanoMQ's keys, in NanoMQ's order, and then ours:
 ``default_credentials`` is true while the REST API takes the shipped
-``admin``/``public`` from beyond loopback (http/auth.py).
+``admin``/``public`` from beyond loopback (http/auth.py); ``persistence``
+says whether the SQLite store can write: ``"off"`` (no ``sqlite {}``),
+``"ok"``, or ``"disk_full"``/``"read_only"``/``"failed"`` while its
+commits fail (docs/durability.md, "Disk faults").
 """
 
 import time
@@ -126,6 +129,7 @@ def list_brokers(api, request):
         "uptime": _uptime(api),
         "version": __version__,
         "default_credentials": default_credentials_exposed(api.http),
+        "persistence": api.broker.store.health,
     }
     return ok(data=[item])
 

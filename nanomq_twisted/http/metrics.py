@@ -14,8 +14,11 @@ is 1 while the REST API takes the shipped ``admin``/``public`` from beyond
 loopback (http/auth.py); ``nanomq_dashboard_login_failures`` and
 ``nanomq_dashboard_login_refused`` count dashboard logins refused for wrong
 credentials and those answered 429 for too many failures from their
-address (http/login_limit.py).  Counters keep NanoMQ's naming (no
-``_total``).
+address (http/login_limit.py); ``nanomq_persistence_healthy`` is 0
+while the SQLite store cannot commit (disk full, read-only, I/O error;
+``/api/v4/brokers`` names which) and 1 otherwise, also without
+persistence; ``nanomq_persistence_write_failures`` counts the failed
+commit attempts.  Counters keep NanoMQ's naming (no ``_total``).
 """
 
 import psutil
@@ -49,6 +52,10 @@ METRICS = (
      "Dashboard logins refused for wrong credentials"),
     ("nanomq_dashboard_login_refused", "counter",
      "Dashboard logins refused (429) after too many failures from their address"),
+    ("nanomq_persistence_healthy", "gauge",
+     "0 while the SQLite store cannot commit (disk full, read-only, I/O error)"),
+    ("nanomq_persistence_write_failures", "counter",
+     "Failed SQLite commit attempts since start-up"),
 )
 
 _PERCENT = ("nanomq_cpu_usage", "nanomq_cpu_usage_max")
@@ -77,7 +84,10 @@ def dropped_total(stats):
 def broker_gauges(broker):
     stats = broker.stats
     subscribers = sum(1 for s in broker.sessions.values() if s.subscriptions)
+    store = broker.store
     return {
+        "nanomq_persistence_healthy": 1 if store.health in ("ok", "off") else 0,
+        "nanomq_persistence_write_failures": store.failures,
         "nanomq_connections_count": len(broker.connections),
         "nanomq_sessions_count": len(broker.sessions),
         "nanomq_topics_count": broker.subscriptions.filter_count,

@@ -23,6 +23,7 @@ from twisted.application.service import Service
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
+from .faults import StoreOpenError
 from .sqlite_store import DB_NAME, SqliteStore
 
 __all__ = ["PersistenceService", "build_persistence", "database_path"]
@@ -71,7 +72,14 @@ class PersistenceService(Service):
             return
         self._restored = True
         store = self.store
-        store.open()
+        try:
+            store.open()
+        except StoreOpenError as error:
+            # Said once, plainly, before twistd prints the traceback and
+            # exits: the broker does not run without the persistence it
+            # was configured with (docs/durability.md, "Disk faults").
+            self._log.critical("{error}; the broker does not start", error=error)
+            raise
         retained, sessions, messages = store.restore(self.broker, self.clock.seconds())
         self.broker.set_store(store)
         self._log.info(

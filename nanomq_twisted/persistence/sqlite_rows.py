@@ -212,6 +212,50 @@ class Pending:
         self.bridges = {}  # bridge name -> row
         self.bridge_msgs = {}  # seq -> row or None (delete)
 
+    def absorb(self, newer):
+        """Apply ``newer``, the batch gathered after this one, on top of
+        this one: the two become one batch with the net effect of both
+        (how a failed batch rejoins the next, batching.py).  Each rule is
+        the one the store applies within a single batch."""
+        for client_id in newer.deleted_sessions:
+            # The session ended after this batch: what this batch wrote
+            # for it must not survive the delete (statements() runs the
+            # deletes first, then the puts).
+            self.deleted_sessions.add(client_id)
+            self.sessions.pop(client_id, None)
+            for table in (self.subs, self.rels, self.deliveries):
+                for key in [k for k in table if k[0] == client_id]:
+                    del table[key]
+        self.sessions.update(newer.sessions)
+        self.subs.update(newer.subs)
+        self.new_messages.update(newer.new_messages)
+        for mid in newer.dead_messages:
+            if self.new_messages.pop(mid, None) is None:
+                self.dead_messages.add(mid)
+        deliveries = self.deliveries
+        for key, change in newer.deliveries.items():
+            old = deliveries.get(key)
+            if old is None or change.insert is not None:
+                deliveries[key] = change
+            elif change.delete:
+                if old.insert is not None:
+                    del deliveries[key]  # queued and done: never written
+                else:
+                    old.delete = True
+            else:
+                if change.packet_id is not None:
+                    old.packet_id = change.packet_id
+                old.released = old.released or change.released
+        self.retained.update(newer.retained)
+        self.rels.update(newer.rels)
+        self.rules.update(newer.rules)
+        self.bridges.update(newer.bridges)
+        for seq, row in newer.bridge_msgs.items():
+            if row is None and self.bridge_msgs.get(seq) is not None:
+                del self.bridge_msgs[seq]  # queued and done: never written
+            else:
+                self.bridge_msgs[seq] = row
+
     def statements(self):
         """The gathering batch as ``[(statement, [params, ...]), ...]`` for
         ``run_statements``, in an order that makes the coalesced changes

@@ -63,6 +63,7 @@ from ..core.message import Message
 from ..core.session import Subscription
 from ..core.store import StoreOps
 from .batching import BatchWriter
+from .faults import StoreOpenError, classify
 from .sqlite_rows import (
     DB_NAME,
     PRUNE_ORPHANS,
@@ -103,7 +104,10 @@ class SqliteStore(BatchWriter, StoreOps):
         self._bridge_owed = {}
         self._next_bridge_seq = 1
         self.changes = 0
-        self._reset_pending()
+        self._pending = Pending()
+        #: The batch being written (or last written): kept apart until it
+        #: commits, so that a failure can fold it back (``_requeue``).
+        self._writing = None
         #: id(message) -> [message, message_id, references]
         self._refs = {}
         #: client id -> {seq: id(message)}
@@ -113,14 +117,30 @@ class SqliteStore(BatchWriter, StoreOps):
     # -- opening and restoring -------------------------------------------
 
     def open(self):
-        """Open (creating if needed) the database file; synchronous."""
+        """Open (creating if needed) the database file; synchronous.
+
+        Raises ``StoreOpenError`` naming the path when the file cannot be
+        opened for writing (a read-only or full file system, a directory
+        that cannot be made): the broker then does not start, as NanoMQ,
+        which panics ("Can't open database"), does not either --
+        docs/durability.md, "Disk faults"."""
         directory = os.path.dirname(self.path)
-        if directory:
-            os.makedirs(directory, exist_ok=True)
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=%s" % ("FULL" if self.sync_ack else "NORMAL"))
-        db.executescript(SCHEMA)
+        db = None
+        try:
+            if directory:
+                os.makedirs(directory, exist_ok=True)
+            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=%s" % ("FULL" if self.sync_ack else "NORMAL"))
+            db.executescript(SCHEMA)
+            # A file SQLite could only open read-only fails here, not at
+            # the first batch.
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("COMMIT")
+        except (sqlite3.Error, OSError) as error:
+            if db is not None:
+                db.close()
+            raise StoreOpenError(self.path, classify(error, directory), str(error)) from error
         self._db = db
 
     def restore(self, broker, now):
@@ -212,7 +232,13 @@ class SqliteStore(BatchWriter, StoreOps):
     # -- the core's calls (reactor thread) ---------------------------------
 
     def _reset_pending(self):
+        self._writing = self._pending
         self._pending = Pending()
+
+    def _requeue(self):
+        failed, self._writing = self._writing, None
+        failed.absorb(self._pending)
+        self._pending = failed
 
     def _statements(self):
         return self._pending.statements()

@@ -34,7 +34,9 @@ class BrokerNodeMetricsTests(SynchronousTestCase):
         # NanoMQ's keys in NanoMQ's order, then ours (http/brokers.py).
         self.assertEqual(list(item),
                          ["datetime", "node_status", "sysdescr", "uptime", "version",
-                          "default_credentials"])
+                          "default_credentials", "persistence"])
+        # The harness has no sqlite {} section.
+        self.assertEqual(item["persistence"], "off")
         self.assertEqual((item["node_status"], item["sysdescr"]), ("Running", "NanoMQ Broker"))
 
     def test_uptime_text(self):
