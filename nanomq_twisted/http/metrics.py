@@ -9,9 +9,11 @@ every counter to ``<name>_total``; NanoMQ's scrape jobs and dashboards use
 the names below exactly (``nanomq_messages_received``, ...).  The output is
 the Prometheus text format 0.0.4, in NanoMQ's order (``# TYPE`` before
 ``# HELP``).  ``*_max`` values are running maxima updated at each scrape,
-as NanoMQ does.  ``nanomq_http_default_credentials`` (ours, last) is 1
+as NanoMQ does.  ``nanomq_http_default_credentials`` (ours) is 1
 while the REST API takes the shipped ``admin``/``public`` from beyond
-loopback (http/auth.py).
+loopback (http/auth.py); after it come ours for the state quotas
+(core/quotas.py): retained count and bytes, what the quotas refused, and
+the queue and slow-consumer drops.
 """
 
 import psutil
@@ -41,6 +43,21 @@ METRICS = (
     ("nanomq_cpu_usage_max", "gauge", "Highest CPU usage seen (%)"),
     ("nanomq_http_default_credentials", "gauge",
      "1 while the REST API accepts the default admin/public beyond loopback"),
+    # Ours: the state quotas (core/quotas.py) and the drops they cause.
+    ("nanomq_retained_count", "gauge", "Retained messages kept"),
+    ("nanomq_retained_bytes", "gauge", "Bytes (topic + payload) of the retained messages"),
+    ("nanomq_retained_refused", "counter",
+     "Retained messages refused: max_retained_messages or max_retained_bytes reached"),
+    ("nanomq_subscriptions_refused", "counter",
+     "Subscriptions refused: max_subscriptions reached"),
+    ("nanomq_topics_refused", "counter",
+     "Topic names and filters refused: over max_topic_length or max_topic_levels"),
+    ("nanomq_messages_dropped_queue_full", "counter",
+     "Messages dropped: the session queue held max_mqueue_len"),
+    ("nanomq_messages_dropped_queue_bytes", "counter",
+     "Messages dropped: the session queue held max_mqueue_bytes"),
+    ("nanomq_messages_dropped_slow_consumer", "counter",
+     "QoS 0 messages dropped: the client did not read (outbox over its limit)"),
 )
 
 _PERCENT = ("nanomq_cpu_usage", "nanomq_cpu_usage_max")
@@ -77,6 +94,14 @@ def broker_gauges(broker):
         "nanomq_messages_received": stats.received,
         "nanomq_messages_sent": stats.sent,
         "nanomq_messages_dropped": dropped_total(stats),
+        "nanomq_retained_count": len(broker.retained),
+        "nanomq_retained_bytes": broker.retained.bytes,
+        "nanomq_retained_refused": stats.refused_retained,
+        "nanomq_subscriptions_refused": stats.refused_subscriptions,
+        "nanomq_topics_refused": stats.refused_topics,
+        "nanomq_messages_dropped_queue_full": stats.dropped_queue_full,
+        "nanomq_messages_dropped_queue_bytes": stats.dropped_queue_bytes,
+        "nanomq_messages_dropped_slow_consumer": stats.dropped_slow_consumer,
     }
 
 
