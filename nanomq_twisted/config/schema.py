@@ -72,6 +72,22 @@ class MqttConfig:
     batch_resend: bool = False
     #: Our key: the largest keepalive (s) a client may use; 0 = no limit.
     max_keepalive: int = 0
+    # State quotas (our keys, EMQX's names where EMQX has one; see
+    # docs/configuration.md "Quotas").  Each bounds memory a client can
+    # make the broker hold; 0 = no limit where the docs allow it.
+    #: Subscriptions one session may hold (EMQX ``mqtt.max_subscriptions``).
+    max_subscriptions: int = 10000
+    #: Levels of a topic name or filter (EMQX ``mqtt.max_topic_levels``).
+    max_topic_levels: int = 128
+    #: UTF-8 bytes of a topic name or filter (the protocol's 65535).
+    max_topic_length: int = 65535
+    #: Retained messages kept (EMQX ``retainer.max_retained_messages``).
+    max_retained_messages: int = 1000000
+    #: Bytes (topic + payload) of all retained messages together.
+    max_retained_bytes: int = 256 * 1024 * 1024
+    #: Bytes (topic + payload) queued for one session, beside the count
+    #: limit ``max_mqueue_len``.
+    max_mqueue_bytes: int = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,14 @@ def build_mqtt(node: Node | None) -> MqttConfig:
         await_rel_timeout=node.duration("await_rel_timeout", d.await_rel_timeout),
         batch_resend=node.boolean("batch_resend", d.batch_resend),
         max_keepalive=node.integer("max_keepalive", d.max_keepalive, maximum=65535),
+        max_subscriptions=node.integer("max_subscriptions", d.max_subscriptions),
+        max_topic_levels=node.integer("max_topic_levels", d.max_topic_levels,
+                                      minimum=1, maximum=65535),
+        max_topic_length=node.integer("max_topic_length", d.max_topic_length,
+                                      minimum=1, maximum=65535),
+        max_retained_messages=node.integer("max_retained_messages", d.max_retained_messages),
+        max_retained_bytes=node.size("max_retained_bytes", d.max_retained_bytes),
+        max_mqueue_bytes=node.size("max_mqueue_bytes", d.max_mqueue_bytes),
     )
     if cfg.retry_interval <= 0:
         raise node.error("retry_interval", f"expected a duration > 0, got {cfg.retry_interval}")

@@ -166,7 +166,8 @@ class Broker:
                 session = None
         session_present = session is not None
         if session is None:
-            session = Session(client_id, self, self.config.max_mqueue_len)
+            session = Session(client_id, self, self.config.max_mqueue_len,
+                              self.limits.max_mqueue_bytes)
             session.created = now
             self.sessions[client_id] = session
         if conn.v5:

@@ -24,6 +24,7 @@ from ..mqtt import reason_codes as rc
 from ..mqtt.packets import MQTT_5, Connack
 from .auth import PENDING
 from .info import ConnectInfo
+from .quotas import topic_too_big
 
 NEW, AUTHENTICATING, CONNECTED, CLOSED = range(4)
 
@@ -60,6 +61,13 @@ def accept_connect(conn, connect, now):
         assigned = True
     conn.client_id = client_id
     conn.info = _connect_info(conn, connect, client_id, assigned)
+    if connect.will is not None and topic_too_big(limits, connect.will.topic):
+        # The will would be published to a topic no client may publish to
+        # (mqtt.max_topic_length/_levels): CONNACK 0x90 Topic Name Invalid
+        # (3.1.1 has no such code: 0x03 Server unavailable).
+        broker.stats.refused_topics += 1
+        refuse(conn, rc.TOPIC_NAME_INVALID, now)
+        return
     # ``mqtt.max_inflight_window`` bounds the QoS 1/2 messages in flight
     # towards any client; the rest wait in the queue.
     window = limits.receive_maximum

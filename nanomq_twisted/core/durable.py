@@ -22,6 +22,7 @@ session holds none, so persistence costs it nothing.
 """
 
 from .outbound import Flow
+from .quotas import message_size
 from .session import NO_QUEUE, Session
 
 #: v3.1.1 persistent sessions never expire; v5 uses this value for "never".
@@ -105,6 +106,7 @@ class Durability:
                 journal.released(flow.seq)
         entries = list(session.queue)
         session.queue = NO_QUEUE
+        session.queue_bytes = 0
         for message, qos, retain, sub_ids, _seq in entries:
             seq = journal.queued(message, qos, retain, sub_ids) if qos else None
             session.append_queued((message, qos, retain, sub_ids, seq))
@@ -123,7 +125,8 @@ class Durability:
         ``(packet_id, received_at)`` of inbound QoS 2 flows awaiting PUBREL.
         """
         broker = self.broker
-        session = Session(client_id, broker, broker.config.max_mqueue_len)
+        session = Session(client_id, broker, broker.config.max_mqueue_len,
+                          broker.limits.max_mqueue_bytes)
         session.created = now
         session.expiry_interval = expiry_interval
         session.username = username
@@ -151,7 +154,10 @@ class Durability:
 
     def restore_retained(self, topic, message, stored_at, expiry_interval):
         """Put back a retained message read from the store."""
-        self.broker.retained.set(topic, message, stored_at, expiry_interval)
+        # Restored whatever the quotas say now: they were met when it was
+        # stored, and lowering them must not lose what was accepted.
+        self.broker.retained.set(topic, message, stored_at, expiry_interval,
+                                 message_size(message))
 
     # -- sqlite.disk_cache_size -----------------------------------------------
 
@@ -184,7 +190,7 @@ class Durability:
                     oldest = candidate
             if oldest is None:
                 return
-            seq = oldest.queue.popleft()[4]
+            seq = oldest.pop_queued()[4]
             stats.dropped += 1
             stats.dropped_disk_cache += 1
             if seq is not None:

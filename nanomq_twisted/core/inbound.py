@@ -6,13 +6,16 @@ acknowledgement, and the inbound half of QoS 2.
 `InboundPublishes` is the receiving side of one connection, made when it
 is accepted.  For each PUBLISH it
 
-1. resolves a Topic Alias [MQTT-3.3.2-10..12] (aliases are per connection);
+1. holds the topic to ``mqtt.max_topic_levels``/``max_topic_length``
+   (core/quotas.py: 0x90), then resolves a Topic Alias [MQTT-3.3.2-10..12]
+   (aliases are per connection);
 2. holds the client to our Receive Maximum [MQTT-3.3.4-7]: QoS 1 PUBACKs
    not yet sent plus QoS 2 messages received on this connection whose
    PUBCOMP is not yet sent are at most what our CONNACK allowed; one more
    is ``MqttError(0x93)``;
 3. asks the ACL (``auth.deny_action``: 0x87 in the acknowledgement for
-   5.0, silence for 3.1.1, or a disconnect);
+   5.0, silence for 3.1.1, or a disconnect), and for a retained 5.0 QoS
+   1/2 message whether the retained store has room (0x97 if not);
 4. routes the message (``Broker.publish``), reusing the received bytes as
    the outgoing form when they are exactly what a subscriber of the same
    protocol gets;
@@ -32,6 +35,7 @@ from ..mqtt import reason_codes as rc
 from ..mqtt.ack_codec import PUBACK_FIRST, PUBCOMP_FIRST, PUBREC_FIRST, ack_bytes
 from ..mqtt.errors import MqttError
 from .message import Message, forwarded_properties
+from .quotas import topic_too_big
 
 
 class InboundPublishes:
@@ -66,6 +70,11 @@ class InboundPublishes:
         topic = packet.topic
         props = packet.properties
         v5 = conn.v5
+        if topic and topic_too_big(broker.limits, topic):
+            # Before an alias can record it: an alias only ever stands for
+            # a topic within the quotas.
+            self._topic_refused(packet)
+            return
         if v5 and props:
             alias = props.get("topic_alias")
             if alias is not None:
@@ -108,6 +117,16 @@ class InboundPublishes:
             # "reused message ID").  Taking it for a re-send would drop a
             # new message; it is routed (docs/compatibility.md).
             broker.stats.reused_packet_ids += 1
+        if qos and v5 and packet.retain and broker.router.retain_refused(topic, packet.payload):
+            # The retained store is full (mqtt.max_retained_messages or
+            # _bytes): a 5.0 publisher that waits for an answer gets 0x97
+            # and the message goes nowhere, so that it may publish again
+            # later with nothing delivered twice.  Everyone else is routed
+            # without being retained (routing.py).
+            broker.stats.refused_retained += 1
+            self._ack(PUBACK_FIRST if qos == 1 else PUBREC_FIRST, pid,
+                      rc.QUOTA_EXCEEDED, False)
+            return
         message = Message(
             topic,
             packet.payload,
@@ -171,6 +190,18 @@ class InboundPublishes:
             conn.write(data)
         if not acks:
             self._acks = None
+
+    def _topic_refused(self, packet):
+        """A topic name over ``mqtt.max_topic_levels`` (or, past the
+        decoder, ``max_topic_length``): 0x90 Topic Name Invalid in the
+        PUBACK/PUBREC of a 5.0 QoS 1/2 publish (the message is not
+        routed), DISCONNECT 0x90 for 5.0 QoS 0, the close for 3.x."""
+        conn = self.conn
+        conn.broker.stats.refused_topics += 1
+        if not (conn.v5 and packet.qos):
+            raise MqttError(rc.TOPIC_NAME_INVALID, "topic name over the broker's quota")
+        first = PUBACK_FIRST if packet.qos == 1 else PUBREC_FIRST
+        self._ack(first, packet.packet_id, rc.TOPIC_NAME_INVALID, False)
 
     def _denied(self, packet, now):
         """The ACL said no: 0x87 in the ack for 5.0, silence for 3.1.1, or

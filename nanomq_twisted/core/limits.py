@@ -1,6 +1,7 @@
 # -*- test-case-name: tests.unit.test_limits -*-
 """
-The limits a 5.0 CONNACK advertises, derived once from the ``mqtt`` section.
+The limits a 5.0 CONNACK advertises, and the state quotas the broker holds
+every client to, derived once from the ``mqtt`` section.
 
 Configuration speaks in NanoMQ's units and ranges (``max_packet_size =
 256MB``, ``max_inflight_window = 2048``), properties in the specification's
@@ -9,6 +10,10 @@ Configuration speaks in NanoMQ's units and ranges (``max_packet_size =
 `properties.clamp` and says, in ``notes``, what it had to change, so the
 adapter can log it once at start-up instead of a client discovering it by
 refusing the CONNACK.
+
+The quotas (subscriptions per session, topic length and levels, retained
+count and bytes, queue bytes per session) are carried as configured;
+core/quotas.py says how each is checked.
 """
 
 from dataclasses import dataclass
@@ -30,6 +35,14 @@ class ServerLimits:
     topic_alias_maximum: int
     server_keep_alive: int
     notes: tuple = ()
+    # The state quotas (core/quotas.py), advertised to nobody: 0 means no
+    # limit for the counts and byte totals.
+    max_subscriptions: int = 0
+    max_topic_levels: int = 65535
+    max_topic_length: int = 65535
+    max_retained_messages: int = 0
+    max_retained_bytes: int = 0
+    max_mqueue_bytes: int = 0
 
 
 def server_limits(mqtt):
@@ -56,4 +69,10 @@ def server_limits(mqtt):
         server_keep_alive=fit("max_keepalive", "server_keep_alive",
                               mqtt.max_keepalive),
         notes=tuple(notes),
+        max_subscriptions=mqtt.max_subscriptions,
+        max_topic_levels=mqtt.max_topic_levels,
+        max_topic_length=mqtt.max_topic_length,
+        max_retained_messages=mqtt.max_retained_messages,
+        max_retained_bytes=mqtt.max_retained_bytes,
+        max_mqueue_bytes=mqtt.max_mqueue_bytes,
     )

@@ -11,7 +11,11 @@ they can never drift from the truth.
 
 class Stats:
     """Monotonic counters since start (``*_max`` gauges are tracked by the
-    readers that sample them)."""
+    readers that sample them).  ``refused_*`` count what the state quotas
+    turned away (core/quotas.py): SUBSCRIBE filters over
+    ``max_subscriptions``, retained messages the store had no room for,
+    topic names and filters over ``max_topic_length``/``max_topic_levels``;
+    ``dropped_queue_bytes`` the messages ``max_mqueue_bytes`` dropped."""
 
     __slots__ = (
         "auth_failures",
@@ -24,11 +28,15 @@ class Stats:
         "dropped_expired",
         "dropped_no_subscriber",
         "dropped_oversize",
+        "dropped_queue_bytes",
         "dropped_queue_full",
         "dropped_slow_consumer",
         "extension_errors",
         "packets_received",
         "received",
+        "refused_retained",
+        "refused_subscriptions",
+        "refused_topics",
         "retained_received",
         "reused_packet_ids",
         "sent",

@@ -42,18 +42,20 @@ __all__ = ["RetainStore"]
 
 
 class _Entry:
-    """A retained message; ``deadline`` is None when it never expires."""
+    """A retained message; ``deadline`` is None when it never expires;
+    ``size`` is what it is charged against ``max_retained_bytes``."""
 
-    __slots__ = ("deadline", "interval", "message", "stored_at", "topic")
+    __slots__ = ("deadline", "interval", "message", "size", "stored_at", "topic")
 
     def __init__(
-        self, topic: str, message: Any, now: float, interval: int | None
+        self, topic: str, message: Any, now: float, interval: int | None, size: int
     ) -> None:
         self.topic = topic
         self.message = message
         self.stored_at = now
         self.interval = interval
         self.deadline = None if interval is None else now + interval
+        self.size = size
 
 
 class _Node:
@@ -67,13 +69,16 @@ class _Node:
 class RetainStore:
     """Retained messages by topic name (see module doc).
 
-    ``message`` is opaque to the store (the broker's publish record).
+    ``message`` is opaque to the store (the broker's publish record);
+    ``bytes`` is the sum of the sizes its callers gave (the quota
+    ``max_retained_bytes`` is checked against it by core/quotas.py).
     """
 
     def __init__(self) -> None:
         self._root = _Node()
         self._by_topic: dict[str, _Entry] = {}
         self._expiring: dict[str, _Entry] = {}
+        self.bytes = 0
 
     def __len__(self) -> int:
         return len(self._by_topic)
@@ -89,16 +94,19 @@ class RetainStore:
         message: Any,
         now: float,
         expiry_interval: int | None = None,
+        size: int = 0,
     ) -> bool:
         """Retain ``message`` for ``topic``, replacing any previous one.
 
         ``expiry_interval`` is the publish's Message Expiry Interval in
         seconds, or None for "never expires".  Returns True if a message was
         replaced.  An empty-payload retained publish means delete: the
-        broker calls ``delete`` for that instead.
+        broker calls ``delete`` for that instead.  ``size`` is what the
+        message is charged (core/quotas.py ``message_size``).
         """
-        entry = _Entry(topic, message, now, expiry_interval)
+        entry = _Entry(topic, message, now, expiry_interval, size)
         old = self._by_topic.get(topic)
+        self.bytes += size
         if old is None:
             node = self._root
             for level in topic.split("/"):
@@ -113,6 +121,8 @@ class RetainStore:
             old.stored_at = now
             old.interval = expiry_interval
             old.deadline = entry.deadline
+            self.bytes -= old.size
+            old.size = size
             entry = old
         self._by_topic[topic] = entry
         if entry.deadline is None:
@@ -126,8 +136,10 @@ class RetainStore:
 
         Emptied trie nodes are pruned so deleted topics do not leak memory.
         """
-        if self._by_topic.pop(topic, None) is None:
+        entry = self._by_topic.pop(topic, None)
+        if entry is None:
             return False
+        self.bytes -= entry.size
         self._expiring.pop(topic, None)
         path: list[tuple[_Node, str]] = []
         node = self._root
@@ -149,6 +161,11 @@ class RetainStore:
         return len(dead)
 
     # -- lookup ---------------------------------------------------------
+
+    def size_of(self, topic: str) -> int | None:
+        """The size ``topic``'s message was charged, None if it has none."""
+        entry = self._by_topic.get(topic)
+        return None if entry is None else entry.size
 
     def get(self, topic: str, now: float | None = None) -> Any:
         """The retained message of ``topic``, or None.

@@ -20,6 +20,7 @@ each receiver's outbox (core/connection.py); nothing here does I/O.
 """
 
 from .message import Message
+from .quotas import message_size, retained_fits
 from .shared import SharedDispatch
 
 
@@ -84,18 +85,32 @@ class Router:
                 dispatch(group_key, members, message, now)
         return True
 
+    def retain_refused(self, topic, payload):
+        """True when the retained store has no room for ``payload`` on
+        ``topic`` (``max_retained_messages``/``_bytes``); an empty payload
+        (a delete) always has room."""
+        return bool(payload) and not retained_fits(
+            self.broker.limits, self.retained, topic, len(topic) + len(payload))
+
     def _retain(self, message, now):
         stats = self.stats
         stats.retained_received += 1
         topic = message.topic
         store = self.broker.store
         if message.payload:
+            size = message_size(message)
+            if not retained_fits(self.broker.limits, self.retained, topic, size):
+                # Full: the message is routed, its topic not retained (as
+                # EMQX does); a 5.0 QoS 1/2 publisher was asked first and
+                # told 0x97 instead (core/inbound.py).
+                stats.refused_retained += 1
+                return
             interval = (
                 message.properties.get("message_expiry_interval")
                 if message.properties
                 else None
             )
-            self.retained.set(topic, message, now, interval)
+            self.retained.set(topic, message, now, interval, size)
             store.retained_set(topic, message, now, interval)
         elif self.retained.delete(topic):
             # [MQTT-3.3.1-6/7]: an empty retained message clears the topic.

@@ -10,7 +10,10 @@ the client, because it acts on that state and nothing else.
 
 Outbound flow control: at most ``receive_maximum`` QoS 1/2 messages are in
 flight [MQTT-4.9.0-1] (the flows themselves are core/outbound.py's); the
-rest wait in ``queue``, which is bounded by ``max_queue``.  A message that
+rest wait in ``queue``, which is bounded by ``max_queue`` messages and
+``max_queue_bytes`` bytes of topic and payload (``mqtt.max_mqueue_len``,
+``mqtt.max_mqueue_bytes``; one message always fits an empty queue, so a
+large message is never refused for its size alone).  A message that
 does not fit is dropped and counted -- a stuck subscriber can cost its own
 messages, never the broker's memory or other clients' service.  QoS 0
 messages are never queued for an offline session (as NanoMQ and Mosquitto
@@ -32,6 +35,7 @@ from typing import Protocol
 from ..mqtt.packets import Pubrel
 from .message import with_packet_id
 from .outbound import Flow, OutboundFlows
+from .quotas import message_size
 
 
 class SessionHost(Protocol):
@@ -111,7 +115,9 @@ class Session:
         "info",
         "journal",
         "max_queue",
+        "max_queue_bytes",
         "queue",
+        "queue_bytes",
         "retry_timer",
         "stats",
         "subscriptions",
@@ -119,11 +125,14 @@ class Session:
         "will_timer",
     )
 
-    def __init__(self, client_id, host, max_queue):
+    def __init__(self, client_id, host, max_queue, max_queue_bytes=0):
         self.client_id = client_id
         self.host = host
         self.stats = host.stats
         self.max_queue = max_queue
+        #: 0: no byte limit; ``queue_bytes`` is what the queue holds.
+        self.max_queue_bytes = max_queue_bytes
+        self.queue_bytes = 0
         self.subscriptions = {}  # topic filter as given -> Subscription
         self.flows = OutboundFlows()
         #: (message, qos, retain, sub_ids, seq) waiting for the window;
@@ -210,6 +219,14 @@ class Session:
             self.stats.dropped += 1
             self._forget(seq)
             return
+        most = self.max_queue_bytes
+        if most and self.queue and (
+            self.queue_bytes + message_size(message) > most
+        ):
+            self.stats.dropped_queue_bytes += 1
+            self.stats.dropped += 1
+            self._forget(seq)
+            return
         journal = self.journal
         if seq is None and journal is not None and qos:
             seq = journal.queued(message, qos, retain, sub_ids)
@@ -223,6 +240,13 @@ class Session:
         if queue is NO_QUEUE:
             queue = self.queue = deque()
         queue.append(entry)
+        self.queue_bytes += message_size(entry[0])
+
+    def pop_queued(self):
+        """Take the first entry off the queue."""
+        entry = self.queue.popleft()
+        self.queue_bytes -= message_size(entry[0])
+        return entry
 
     def _forget(self, seq):
         """A numbered message left the session without completing a flow."""
@@ -285,17 +309,17 @@ class Session:
         while queue and not conn.congested:
             message, qos, retain, sub_ids, seq = queue[0]
             if message.expired(now):
-                queue.popleft()
+                self.pop_queued()
                 stats.dropped_expired += 1
                 self._forget(seq)
                 continue
             if qos == 0:
-                queue.popleft()
+                self.pop_queued()
                 self._write_qos0(conn, message, retain, sub_ids, now)
                 continue
             if len(inflight) >= conn.receive_maximum:
                 return
-            queue.popleft()
+            self.pop_queued()
             self._send_new(conn, message, qos, retain, sub_ids, now, seq)
         if not queue and queue is self.queue:
             self.queue = NO_QUEUE
@@ -441,6 +465,7 @@ class Session:
         self.flows.clear()
         self.held_back = NO_QUEUE
         self.queue = NO_QUEUE
+        self.queue_bytes = 0
         self.awaiting_rel.clear()
 
     def cancel_timers(self):

@@ -29,6 +29,9 @@ ILLEGAL_SUBJECT = 115
 TOKEN_EXPIRED = 116
 NOT_HOCON = 117
 WRITE_FAILED = 118
+# Ours: a state quota (core/quotas.py) refused the request --
+# mqtt.max_subscriptions, max_retained_messages, max_retained_bytes.
+QUOTA_EXCEEDED = 119
 
 
 #: Response headers naming what a refused request got wrong, where the

@@ -18,7 +18,10 @@ address (http/login_limit.py); ``nanomq_persistence_healthy`` is 0
 while the SQLite store cannot commit (disk full, read-only, I/O error;
 ``/api/v4/brokers`` names which) and 1 otherwise, also without
 persistence; ``nanomq_persistence_write_failures`` counts the failed
-commit attempts.  Counters keep NanoMQ's naming (no ``_total``).
+commit attempts; after them come ours for the state quotas
+(core/quotas.py): retained count and bytes, what the quotas refused, and
+the queue and slow-consumer drops.  Counters keep NanoMQ's naming (no
+``_total``).
 """
 
 import psutil
@@ -56,6 +59,21 @@ METRICS = (
      "0 while the SQLite store cannot commit (disk full, read-only, I/O error)"),
     ("nanomq_persistence_write_failures", "counter",
      "Failed SQLite commit attempts since start-up"),
+    # Ours: the state quotas (core/quotas.py) and the drops they cause.
+    ("nanomq_retained_count", "gauge", "Retained messages kept"),
+    ("nanomq_retained_bytes", "gauge", "Bytes (topic + payload) of the retained messages"),
+    ("nanomq_retained_refused", "counter",
+     "Retained messages refused: max_retained_messages or max_retained_bytes reached"),
+    ("nanomq_subscriptions_refused", "counter",
+     "Subscriptions refused: max_subscriptions reached"),
+    ("nanomq_topics_refused", "counter",
+     "Topic names and filters refused: over max_topic_length or max_topic_levels"),
+    ("nanomq_messages_dropped_queue_full", "counter",
+     "Messages dropped: the session queue held max_mqueue_len"),
+    ("nanomq_messages_dropped_queue_bytes", "counter",
+     "Messages dropped: the session queue held max_mqueue_bytes"),
+    ("nanomq_messages_dropped_slow_consumer", "counter",
+     "QoS 0 messages dropped: the client did not read (outbox over its limit)"),
 )
 
 _PERCENT = ("nanomq_cpu_usage", "nanomq_cpu_usage_max")
@@ -95,6 +113,14 @@ def broker_gauges(broker):
         "nanomq_messages_received": stats.received,
         "nanomq_messages_sent": stats.sent,
         "nanomq_messages_dropped": dropped_total(stats),
+        "nanomq_retained_count": len(broker.retained),
+        "nanomq_retained_bytes": broker.retained.bytes,
+        "nanomq_retained_refused": stats.refused_retained,
+        "nanomq_subscriptions_refused": stats.refused_subscriptions,
+        "nanomq_topics_refused": stats.refused_topics,
+        "nanomq_messages_dropped_queue_full": stats.dropped_queue_full,
+        "nanomq_messages_dropped_queue_bytes": stats.dropped_queue_bytes,
+        "nanomq_messages_dropped_slow_consumer": stats.dropped_slow_consumer,
     }
 
 

@@ -16,18 +16,26 @@ the ACL check for that client id.
 
 Subscribe/unsubscribe act on the session of an existing ``clientid``
 (online, or a persistent offline session): code 112 when there is none.
+
+The state quotas (core/quotas.py) hold here as over MQTT: a topic over
+``mqtt.max_topic_length``/``max_topic_levels`` is 108; a publish whose
+retained message finds the retained store full, or a subscribe that would
+take a session past ``max_subscriptions``, is our code 119 and does
+nothing.
 """
 
 import base64
 import binascii
 
 from ..core.message import Message
+from ..core.quotas import subscriptions_left, topic_too_big
 from ..mqtt.packets import SubscriptionOptions
 from ..mqtt.topics import validate_topic_filter, validate_topic_name
 from .common import (
     CLIENT_OFFLINE,
     NOT_JSON,
     PARAM_ERROR,
+    QUOTA_EXCEEDED,
     SUCCESS,
     UNKNOWN,
     ApiError,
@@ -159,9 +167,17 @@ def _publish_one(api, item):
     except _Invalid:
         return PARAM_ERROR
     broker = api.broker
+    if any(topic_too_big(broker.limits, t) for t in topics):
+        broker.stats.refused_topics += 1
+        return PARAM_ERROR
     sender = _RestClient(client_id)
     if not all(broker.acl.check(sender, "publish", t) for t in topics):
         return UNKNOWN
+    if retain and any(broker.router.retain_refused(t, data) for t in topics):
+        # The retained store is full: nothing is published, as for a 5.0
+        # QoS 1/2 publisher told 0x97 (core/inbound.py).
+        broker.stats.refused_retained += 1
+        return QUOTA_EXCEEDED
     now = broker.now()
     for topic in topics:
         message = Message(topic, data, qos, retain, properties, now, client_id, None)
@@ -222,6 +238,9 @@ def _session_and_topics(api, item):
         raise ApiError(200, PARAM_ERROR)
     if not all(validate_topic_filter(t) for t in topics):
         raise ApiError(200, PARAM_ERROR)
+    if any(topic_too_big(api.broker.limits, t) for t in topics):
+        api.broker.stats.refused_topics += 1
+        raise ApiError(200, PARAM_ERROR)
     session = api.broker.sessions.get(client_id)
     if session is None:
         raise ApiError(200, CLIENT_OFFLINE)
@@ -234,6 +253,11 @@ def _subscribe_one(api, item):
     if not is_int(qos) or qos not in (0, 1, 2):
         raise ApiError(200, PARAM_ERROR)
     broker = api.broker
+    new = {t for t in topics if t not in session.subscriptions}
+    if len(new) > subscriptions_left(broker.limits, session):
+        # mqtt.max_subscriptions: none of them is added.
+        broker.stats.refused_subscriptions += len(new)
+        raise ApiError(200, QUOTA_EXCEEDED)
     now = broker.now()
     for topic in topics:
         broker.subscribe(session, SubscriptionOptions(topic, qos), qos, None, now)

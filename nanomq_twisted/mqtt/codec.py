@@ -7,7 +7,8 @@ it knows nothing of sockets, timers or sessions, so the same object serves
 TCP, WebSocket and QUIC transports and is tested without a reactor.  The
 fixed header is checked as soon as it is complete -- type, flags, the
 CONNECT-first rule and the maximum packet size -- so an oversized packet is
-refused before its body is buffered.
+refused before its body is buffered; so is a PUBLISH whose topic length
+field says more than ``max_topic_length``.
 
 PUBLISH is the hot path in both directions and is handled here with
 direct slicing; the other packets are dispatched to `connect_codec` and
@@ -42,7 +43,7 @@ from nanomq_twisted.mqtt.packets import (
     Publish,
 )
 from nanomq_twisted.mqtt.properties import decode_properties, encode_properties
-from nanomq_twisted.mqtt.topics import is_shared_prefix_name
+from nanomq_twisted.mqtt.topics import MAX_TOPIC_BYTES, is_shared_prefix_name
 from nanomq_twisted.mqtt.wire import U16, encode_varint
 
 __all__ = ["Decoder", "MqttError", "decode_publish", "encode",
@@ -85,12 +86,17 @@ class Decoder:
     Subscription Identifier in a PUBLISH [MQTT-3.3.4-6].
     """
 
-    def __init__(self, protocol_level=None, max_packet_size=None):
+    def __init__(self, protocol_level=None, max_packet_size=None,
+                 max_topic_length=MAX_TOPIC_BYTES):
         self.protocol_level = protocol_level
         self.from_client = protocol_level is None
         # Total packet size limit, fixed header included; may be changed at
         # any time (e.g. once CONNECT negotiated a Maximum Packet Size).
         self.max_packet_size = max_packet_size
+        #: Longest topic name (bytes) a PUBLISH may carry: a longer one is
+        #: refused as soon as its length field arrives, before the rest of
+        #: the packet is buffered (``mqtt.max_topic_length``).
+        self.max_topic_length = max_topic_length
         self._buf = bytearray()
 
     def feed(self, data):
@@ -145,6 +151,11 @@ class Decoder:
                     shift += 7
                 total = i + length
                 self._check_header(first, total)
+                if (first >> 4 == PUBLISH and have >= i + 2
+                        and self.max_topic_length < MAX_TOPIC_BYTES
+                        and buf[pos + i] << 8 | buf[pos + i + 1] > self.max_topic_length):
+                    raise TopicNameInvalid(
+                        f"topic name longer than {self.max_topic_length} bytes")
                 if have < total:
                     return
                 raw = bytes(buf[pos:pos + total])

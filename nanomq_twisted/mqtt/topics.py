@@ -16,12 +16,20 @@ QUEUE_PREFIX = "$queue/"
 QUEUE_GROUP = "$queue"
 
 
-def _fits(text):
-    # Cheap test first: a str never encodes to fewer bytes than it has chars,
-    # and at most 4 bytes each.
-    if len(text) * 4 <= MAX_TOPIC_BYTES:
+def fits_bytes(text, limit=MAX_TOPIC_BYTES):
+    """True when ``text`` is at most ``limit`` bytes of UTF-8."""
+    # Cheap tests first: a str never encodes to fewer bytes than it has
+    # chars, and at most 4 bytes each.
+    size = len(text)
+    if size * 4 <= limit:
         return True
-    return len(text.encode("utf-8", "surrogatepass")) <= MAX_TOPIC_BYTES
+    if size > limit:
+        return False
+    return len(text.encode("utf-8", "surrogatepass")) <= limit
+
+
+def _fits(text):
+    return fits_bytes(text, MAX_TOPIC_BYTES)
 
 
 def is_shared_prefix_name(name):

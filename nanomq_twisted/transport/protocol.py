@@ -101,7 +101,8 @@ class MQTTServerProtocol(Protocol):
             info = TransportInfo(peer, self.listener, tls.common_name, tls.subject,
                                  tls.identity, local_port)
         self.conn = ClientConnection(self.broker, self, info, self.over_limit)
-        self.decoder = Decoder(max_packet_size=self.broker.config.max_packet_size)
+        self.decoder = Decoder(max_packet_size=self.broker.config.max_packet_size,
+                               max_topic_length=self.broker.limits.max_topic_length)
         self.conn.accepted(self.clock.seconds(), self.connect_timeout)
         transport.registerProducer(self, True)
 

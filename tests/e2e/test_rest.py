@@ -150,11 +150,12 @@ class PrometheusTests(RestCase):
         self.assertEqual(status, 200)
         families = {f.name: f for f in text_string_to_metric_families(text.decode("utf-8"))}
         # NanoMQ's 15 and ours: nanomq_http_default_credentials, two
-        # dashboard login counters and the two nanomq_persistence_*
-        # (healthy without persistence, no failures).
-        self.assertEqual(len(families), 20)
+        # dashboard login counters, the two nanomq_persistence_* (healthy
+        # without persistence, no failures) and 8 for the state quotas.
+        self.assertEqual(len(families), 28)
         self.assertEqual(families["nanomq_persistence_healthy"].samples[0].value, 1)
         self.assertEqual(families["nanomq_persistence_write_failures"].samples[0].value, 0)
+        self.assertEqual(families["nanomq_retained_refused"].type, "counter")
         self.assertEqual(families["nanomq_connections_count"].samples[0].value, 1)
         # The API here listens on 127.0.0.1 only.
         self.assertEqual(families["nanomq_http_default_credentials"].samples[0].value, 0)
