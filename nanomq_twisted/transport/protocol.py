@@ -75,6 +75,9 @@ class MQTTServerProtocol(Protocol):
         self.conn = None
         self.decoder = None
         self._closing = False
+        # Reading stops while either holds (pause_input / pauseProducing).
+        self._input_paused = False
+        self._output_paused = False
 
     def tls_established(self, peer):
         """The TLS handshake finished (before ``makeConnection``)."""
@@ -132,6 +135,7 @@ class MQTTServerProtocol(Protocol):
             self._log.failure("Internal error handling a packet from {peer}", peer=conn.peer)
             conn.protocol_error(MqttError(rc.UNSPECIFIED_ERROR, "internal error"), now)
         finally:
+            conn.input_received(len(data), now)
             broker.in_turn = False
             broker.flush()
 
@@ -160,16 +164,32 @@ class MQTTServerProtocol(Protocol):
         self._log.info("No {what} from {peer} in time", what=what, peer=self.conn.peer)
         self.close()
 
+    def pause_input(self):
+        # The rate limit is spent (core/admission.py): stop reading the
+        # socket; the client's TCP window fills and its writes block.
+        if self._closing:
+            return
+        self._input_paused = True
+        self.transport.pauseProducing()
+
+    def resume_input(self):
+        self._input_paused = False
+        if not self._closing and not self._output_paused:
+            self.transport.resumeProducing()
+
     # -- IPushProducer (our transport tells us its buffer is full) ---------
 
     def pauseProducing(self):
+        self._output_paused = True
         self.conn.pause_output()
         self.transport.pauseProducing()
 
     def resumeProducing(self):
         if self._closing:
             return
-        self.transport.resumeProducing()
+        self._output_paused = False
+        if not self._input_paused:
+            self.transport.resumeProducing()
         broker = self.broker
         broker.in_turn = True
         try:
@@ -192,13 +212,14 @@ class MQTTServerFactory(Factory):
     timeout like any other.  ``connect_timeout`` is the CONNECT deadline.
     """
 
-    connect_timeout = CONNECT_TIMEOUT
-
-    def __init__(self, broker, clock, listener="default", max_connections=0):
+    def __init__(self, broker, clock, listener="default", max_connections=0,
+                 connect_timeout=CONNECT_TIMEOUT):
         self.broker = broker
         self.clock = clock
         self.listener = listener
         self.max_connections = max_connections
+        #: ``listeners.connect_timeout``: seconds from accept to CONNECT.
+        self.connect_timeout = connect_timeout
         self.open_connections = 0
 
     def buildProtocol(self, addr):
