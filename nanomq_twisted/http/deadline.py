@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.protocol.test_http_deadline -*-
+# -*- test-case-name: tests.protocol.test_http_deadline,tests.shipped.test_slowloris -*-
 """
 The REST API's HTTP server with a deadline per request (slowloris).
 

@@ -9,9 +9,10 @@ every counter to ``<name>_total``; NanoMQ's scrape jobs and dashboards use
 the names below exactly (``nanomq_messages_received``, ...).  The output is
 the Prometheus text format 0.0.4, in NanoMQ's order (``# TYPE`` before
 ``# HELP``).  ``*_max`` values are running maxima updated at each scrape,
-as NanoMQ does.  ``nanomq_http_default_credentials`` (ours, last) is 1
+as NanoMQ does.  ``nanomq_http_default_credentials`` (ours, after NanoMQ's) is 1
 while the REST API takes the shipped ``admin``/``public`` from beyond
-loopback (http/auth.py).
+loopback (http/auth.py); then our counters of floods and slow peers
+(core/admission.py, docs/reliability.md).
 """
 
 import psutil
@@ -41,6 +42,16 @@ METRICS = (
     ("nanomq_cpu_usage_max", "gauge", "Highest CPU usage seen (%)"),
     ("nanomq_http_default_credentials", "gauge",
      "1 while the REST API accepts the default admin/public beyond loopback"),
+    ("nanomq_connections_rate_limited", "counter",
+     "Times a connection's reading was paused by rate_limit"),
+    ("nanomq_connections_refused_per_address", "counter",
+     "Connections refused over listeners.max_connections_per_address"),
+    ("nanomq_connect_timeouts", "counter",
+     "Connections closed for no complete CONNECT within listeners.connect_timeout"),
+    ("nanomq_handshake_timeouts", "counter",
+     "TLS, WebSocket and QUIC handshakes not done within listeners.handshake_timeout"),
+    ("nanomq_http_request_timeouts", "counter",
+     "HTTP requests not received within http_server.request_timeout"),
 )
 
 _PERCENT = ("nanomq_cpu_usage", "nanomq_cpu_usage_max")
@@ -77,6 +88,11 @@ def broker_gauges(broker):
         "nanomq_messages_received": stats.received,
         "nanomq_messages_sent": stats.sent,
         "nanomq_messages_dropped": dropped_total(stats),
+        "nanomq_connections_rate_limited": stats.rate_limited,
+        "nanomq_connections_refused_per_address": stats.refused_per_address,
+        "nanomq_connect_timeouts": stats.connect_timeouts,
+        "nanomq_handshake_timeouts": stats.handshake_timeouts,
+        "nanomq_http_request_timeouts": stats.http_request_timeouts,
     }
 
 

@@ -149,8 +149,10 @@ class PrometheusTests(RestCase):
         status, text = yield self.call("GET", "/prometheus")
         self.assertEqual(status, 200)
         families = {f.name: f for f in text_string_to_metric_families(text.decode("utf-8"))}
-        # NanoMQ's 15 and our nanomq_http_default_credentials.
-        self.assertEqual(len(families), 16)
+        # NanoMQ's 15, our nanomq_http_default_credentials and our 5
+        # counters of floods and slow peers.
+        self.assertEqual(len(families), 21)
+        self.assertEqual(families["nanomq_connections_rate_limited"].type, "counter")
         self.assertEqual(families["nanomq_connections_count"].samples[0].value, 1)
         # The API here listens on 127.0.0.1 only.
         self.assertEqual(families["nanomq_http_default_credentials"].samples[0].value, 0)
