@@ -42,6 +42,11 @@ IP_ADDRESSES = (IPv4Address, IPv6Address)
 #: A client must send CONNECT within this many seconds of connecting.
 CONNECT_TIMEOUT = 10.0
 
+#: Seconds a connection the broker closed may take to go away before it is
+#: aborted: a TLS close waits for the peer's close_notify, which a hostile
+#: peer never sends.
+CLOSE_TIMEOUT = 5.0
+
 
 class TlsPeer:
     """What a TLS handshake learnt about the client certificate, handed to
@@ -78,6 +83,7 @@ class MQTTServerProtocol(Protocol):
         # Reading stops while either holds (pause_input / pauseProducing).
         self._input_paused = False
         self._output_paused = False
+        self._abort_call = None
 
     def tls_established(self, peer):
         """The TLS handshake finished (before ``makeConnection``)."""
@@ -141,6 +147,9 @@ class MQTTServerProtocol(Protocol):
 
     def connectionLost(self, reason):
         self._closing = True
+        call, self._abort_call = self._abort_call, None
+        if call is not None and call.active():
+            call.cancel()
         factory = self.conn_factory
         if factory is not None:
             factory.connection_closed(self)
@@ -158,11 +167,25 @@ class MQTTServerProtocol(Protocol):
     def close(self):
         if not self._closing:
             self._closing = True
-            self.transport.loseConnection()
+            transport = self.transport
+            # A TLS transport does not close while a producer is registered;
+            # nothing is produced after this anyway.
+            transport.unregisterProducer()
+            transport.loseConnection()
+            self._abort_call = self.clock.callLater(CLOSE_TIMEOUT, self._abort)
+
+    def _abort(self):
+        self._abort_call = None
+        self.transport.abortConnection()
 
     def timed_out(self, what):
+        # A peer that has not even sent its CONNECT gets no graceful close
+        # (a slowloris would not answer TLS's close_notify either).
         self._log.info("No {what} from {peer} in time", what=what, peer=self.conn.peer)
-        self.close()
+        if not self._closing:
+            self._closing = True
+            self.transport.unregisterProducer()
+            self.transport.abortConnection()
 
     def pause_input(self):
         # The rate limit is spent (core/admission.py): stop reading the
