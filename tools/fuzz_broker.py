@@ -49,9 +49,10 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_broker(workdir):
-    """The shipped file on fixed free loopback ports; returns
-    (process, ports, log path)."""
+def start_broker(workdir, extra=""):
+    """The shipped file on fixed free loopback ports, with ``extra`` HOCON
+    appended; returns (process, ports, log path)."""
+    os.makedirs(workdir, exist_ok=True)
     path = shipped_copy(workdir)
     ports = {"tcp": free_port(), "ws": free_port(), "http": free_port()}
     with open(path, encoding="utf-8") as f:
@@ -59,6 +60,7 @@ def start_broker(workdir):
     text = text.replace('bind = "127.0.0.1:0"', f'bind = "127.0.0.1:{ports["tcp"]}"', 1)
     text = text.replace('"127.0.0.1:0/mqtt"', f'"127.0.0.1:{ports["ws"]}/mqtt"', 1)
     text = text.replace("port = 0\n", f"port = {ports['http']}\n", 1)
+    text += extra
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
     log = os.path.join(workdir, "broker.log")
