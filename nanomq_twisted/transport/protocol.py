@@ -18,7 +18,11 @@ and turns the transport's flow control into the core's: the protocol registers a
 Twisted's buffer passes its high-water mark it calls ``pauseProducing``
 (we stop reading from this client and tell the connection to keep output
 in its outbox), ``resumeProducing`` sends the outbox and lets the session
-move queued messages into flight.
+move queued messages into flight.  The core's inbound rate limit
+(core/admission.py) pauses reading the same way (``pause_input``); reading
+resumes only when neither pause holds.  A close the broker decides
+unregisters the producer first (a TLS transport does not close while one
+is registered) and aborts a peer that lingers past ``CLOSE_TIMEOUT``.
 
 An exception that is not an ``MqttError`` is a bug: it is logged with its
 traceback and the connection is closed with 0x80 Unspecified error.
