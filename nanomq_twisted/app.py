@@ -60,6 +60,16 @@ __all__ = ["BrokerApp"]
 _ERRORS_LOGGED = 10
 
 
+def configure_admission(broker, config):
+    """``rate_limit`` and ``listeners.max_connections_per_address`` of
+    ``config`` into the broker's `Admission` (core/admission.py)."""
+    broker.admission.configure(
+        messages_in=config.rate_limit.conn_messages_in,
+        bytes_in=config.rate_limit.conn_bytes_in,
+        per_address=config.listeners.max_connections_per_address,
+    )
+
+
 @implementer(IControl)
 class BrokerApp:
     """A whole broker for ``config`` on ``reactor`` (see the module doc)."""
@@ -79,6 +89,7 @@ class BrokerApp:
                 clock=reactor.seconds,
             )
         self.broker = broker
+        configure_admission(broker, config)
         self._errors = {}
         broker.guard.report = self._extension_failed
         for note in broker.limits.notes:
@@ -190,6 +201,7 @@ class BrokerApp:
         old = broker.config
         self.config = config
         broker.config = config.mqtt
+        configure_admission(broker, config)
         if config.mqtt.max_mqueue_len != old.max_mqueue_len:
             for session in broker.sessions.values():
                 session.max_queue = config.mqtt.max_mqueue_len

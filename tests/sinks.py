@@ -16,6 +16,8 @@ class FakeSink:
         self.data = bytearray()
         self.closed = False
         self.timed_out_waiting_for = None
+        #: False while the core has asked to stop reading.
+        self.reading = True
 
     def send(self, chunks):
         for chunk in chunks:
@@ -27,3 +29,9 @@ class FakeSink:
     def timed_out(self, what):
         self.timed_out_waiting_for = what
         self.closed = True
+
+    def pause_input(self):
+        self.reading = False
+
+    def resume_input(self):
+        self.reading = True

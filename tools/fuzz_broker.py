@@ -42,10 +42,11 @@ from tests.shipped.process import shipped_on_ports, spawn  # noqa: E402
 LOG_ERROR = re.compile(r"Traceback|Unhandled|#error\]|#critical\]")
 
 
-def start_broker(workdir):
-    """The shipped file on fixed free loopback ports; returns
-    (process, ports, log path)."""
-    path, ports = shipped_on_ports(workdir)
+def start_broker(workdir, extra=""):
+    """The shipped file on fixed free loopback ports, with ``extra`` HOCON
+    appended; returns (process, ports, log path)."""
+    os.makedirs(workdir, exist_ok=True)
+    path, ports = shipped_on_ports(workdir, extra=extra)
     log = os.path.join(workdir, "broker.log")
     try:
         return spawn(path, ports, log), ports, log

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from .bridges import build_bridges, build_rules
 from .env import env_overrides, merge
 from .errors import ConfigError
+from .flood import build_rate_limit
 from .hocon import parse_text
 from .reader import Context, Node
 from .schema import BrokerConfig
@@ -99,6 +100,7 @@ def loads(text: str, path: str = "<string>",
         bridges=bridges,
         bridge_cache=bridge_cache,
         rules=build_rules(root.child("rules")),
+        rate_limit=build_rate_limit(root.child("rate_limit")),
         plugin=build_plugin(root.child("plugin")),
         unsupported=unsupported,
         source_path=path if is_file else None,

@@ -32,6 +32,7 @@ __all__ = [
     "PresetSession",
     "PresetTopic",
     "QuicListener",
+    "RateLimitConfig",
     "SqliteConfig",
     "SslListener",
     "SystemConfig",
@@ -164,6 +165,30 @@ class ListenersConfig:
     ws: WsListener | None = None
     wss: WsListener | None = None
     quic: QuicListener | None = None
+    #: Our keys, for every MQTT listener (docs/configuration.md): seconds
+    #: from the accept (after the TLS/WebSocket handshake) to a complete
+    #: CONNECT, however the bytes trickle in (EMQX's ``idle_timeout``).
+    connect_timeout: float = 10.0
+    #: Seconds to finish the TLS handshake, then the WebSocket upgrade,
+    #: and for a QUIC connection to open its MQTT stream.
+    handshake_timeout: float = 10.0
+    #: MQTT connections open at once from one IP address, over all
+    #: listeners; 0 = unlimited.
+    max_connections_per_address: int = 0
+
+
+@dataclass(frozen=True)
+class RateLimitConfig:
+    """``rate_limit`` (our section; EMQX 4's ``zone.<zone>.rate_limit``
+    key names): what one connection may send, as ``(amount, seconds)``
+    (``"100,10s"``), None = no limit.  Over it, the broker stops reading
+    that connection until the budget is back (backpressure, no
+    disconnect)."""
+
+    #: PUBLISH packets.
+    conn_messages_in: tuple[float, float] | None = None
+    #: Bytes of MQTT (after TLS/WebSocket framing is removed).
+    conn_bytes_in: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -193,6 +218,10 @@ class HttpServerConfig:
     auth_type: str = "basic"
     jwt_public_keyfile: str | None = None
     dashboard: DashboardConfig = DashboardConfig()
+    #: Our key: seconds from a connection's open (or its previous
+    #: response) to a complete request, headers and body; also the idle
+    #: timeout of a kept-alive connection.
+    request_timeout: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -335,6 +364,7 @@ class BrokerConfig:
     bridges: tuple[BridgeConfig, ...] = ()
     bridge_cache: BridgeCacheConfig | None = None
     rules: RulesConfig = field(default_factory=RulesConfig)
+    rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
     plugin: PluginConfig = field(default_factory=PluginConfig)
     unsupported: dict[str, Any] = field(default_factory=dict)
     source_path: str | None = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 
+from .flood import listener_limits, positive_duration
 from .reader import Node
 from .schema import (
     AclRule,
@@ -263,8 +264,9 @@ def build_listeners(node: Node | None, tcp_from_file: bool = True) -> ListenersC
             quic_node.used.update(("cacertfile", "key_password", "idle_timeout",
                                    "allow_test_certificates"))
         quic_node.finish()
+    limits = listener_limits(node)
     node.finish()
-    return ListenersConfig(tcp=tuple(tcp), ssl=tuple(ssl), ws=ws, wss=wss, quic=quic)
+    return ListenersConfig(tcp=tuple(tcp), ssl=tuple(ssl), ws=ws, wss=wss, quic=quic, **limits)
 
 
 # -- http_server / log ---------------------------------------------------
@@ -292,6 +294,7 @@ def build_http_server(node: Node | None) -> HttpServerConfig | None:
         auth_type=node.enum("auth_type", ("basic", "jwt", "no_auth"), d.auth_type),
         jwt_public_keyfile=keyfile,
         dashboard=_dashboard(node.child("dashboard")),
+        request_timeout=positive_duration(node, "request_timeout", d.request_timeout),
     )
     if cfg.auth_type == "jwt" and not keyfile:
         raise node.error("jwt.public.keyfile", 'required when auth_type = jwt (an RSA public key PEM path)')

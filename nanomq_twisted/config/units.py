@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["parse_duration", "parse_duration_ms", "parse_size", "period_text"]
+__all__ = ["parse_duration", "parse_duration_ms", "parse_rate", "parse_size", "period_text"]
 
 _SIZE_UNITS = {
     "": 1,
@@ -45,6 +45,7 @@ _NUMBER_UNIT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
 _SIZE_HINT = 'a size like "10MB"'
 _DURATION_HINT = 'a duration like "10s"'
 _MS_HINT = 'a duration in milliseconds like "800ms" or 800'
+_RATE_HINT = 'a rate like "100,10s" or "100KB/s"'
 
 
 def _reject_bool(value: object, hint: str) -> None:
@@ -57,6 +58,7 @@ _UNITS = {
     _SIZE_HINT: "units: B, K/KB, M/MB, G/GB",
     _DURATION_HINT: "units: ms, s, m, h, d",
     _MS_HINT: "units: ms, s, m, h, d",
+    _RATE_HINT: "an amount, then a duration after ',' or '/'; 0 = no limit",
 }
 
 
@@ -135,6 +137,38 @@ def parse_duration_ms(value: object) -> int:
             if unit in _DURATION_UNITS:
                 return round(float(match.group(1)) * _DURATION_UNITS[unit] * 1000)
     raise _fail(_MS_HINT, value)
+
+
+def parse_rate(value: object, sized: bool = False) -> tuple[float, float] | None:
+    """Convert an EMQX-style rate to ``(amount, seconds)``, or None (off).
+
+    EMQX 4 writes ``"100,10s"`` (``zone.external.rate_limit.
+    conn_messages_in``), EMQX 5 ``"100/10s"`` or ``"100/s"``; both are
+    accepted.  With ``sized`` the amount is a size (``"100KB,10s"``: bytes).
+    ``"0"``, ``"infinity"`` and ``""`` mean no limit, as in EMQX.
+    """
+    _reject_bool(value, _RATE_HINT)
+    if isinstance(value, (int, float)) and value == 0:
+        return None
+    if not isinstance(value, str):
+        raise _fail(_RATE_HINT, value)
+    text = value.strip()
+    if text.lower() in ("", "0", "infinity"):
+        return None
+    parts = re.split(r"[,/]", text)
+    if len(parts) != 2:
+        raise _fail(_RATE_HINT, value)
+    amount_text, period = parts[0].strip(), parts[1].strip()
+    if re.fullmatch(r"[a-zA-Z]+", period):
+        period = "1" + period  # "100/s": one second
+    try:
+        amount = parse_size(amount_text) if sized else float(amount_text)
+        seconds = parse_duration(period)
+    except ValueError:
+        raise _fail(_RATE_HINT, value) from None
+    if amount <= 0 or seconds <= 0:
+        raise _fail(_RATE_HINT, value)
+    return float(amount), seconds
 
 
 def period_text(value: object) -> str | None:

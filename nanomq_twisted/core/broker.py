@@ -30,6 +30,7 @@ import secrets
 
 from ..mqtt import reason_codes as rc
 from ..mqtt.topics import parse_shared
+from .admission import Admission
 from .auth import AllowAll, PasswordAuthenticator
 from .durable import NEVER_EXPIRES, Durability
 from .events import EventBus
@@ -72,6 +73,7 @@ class Broker:
         deny_action="ignore",
         clock=None,
         sys_events=True,
+        admission=None,
     ):
         self.config = config
         self.authenticator = authenticator or PasswordAuthenticator()
@@ -96,6 +98,8 @@ class Broker:
         self.lifecycle = SessionLifecycle(self)
         self.durability = Durability(self)
         self.outbox_limit = OUTBOX_LIMIT
+        #: Rates and connections per address (core/admission.py).
+        self.admission = admission if admission is not None else Admission()
         #: Connections with output to flush, in the order they got it.
         self._dirty = []
         #: True while the adapter is inside a turn that ends with ``flush``.

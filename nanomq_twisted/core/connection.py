@@ -91,6 +91,7 @@ class ClientConnection:
         "__weakref__",
         "_deadline",
         "_held",
+        "address",
         "aliases_out",
         "broker",
         "clean_start",
@@ -105,6 +106,7 @@ class ClientConnection:
         "last_rx",
         "level",
         "max_outgoing",
+        "meter",
         "outbox",
         "outbox_bytes",
         "over_limit",
@@ -164,6 +166,11 @@ class ClientConnection:
         self._deadline = None
         #: PUBLISHes from the client (`InboundPublishes`).
         self.inbound = InboundPublishes(self)
+        #: The IP address this connection is counted under
+        #: (core/admission.py), None when not counted.
+        self.address = None
+        #: Its inbound rate limit (`InboundMeter`), None without one.
+        self.meter = None
 
     @property
     def peer(self):
@@ -316,6 +323,8 @@ class ClientConnection:
                 if acl.asynchronous and not self._acl_ready(acl, packet):
                     self._hold(packet)
                     return
+                if self.meter is not None:
+                    self.meter.publishes += 1
                 self.inbound.publish(packet, now)
             elif ptype == PUBACK:
                 self.session.on_puback(packet.packet_id, now)
@@ -477,16 +486,66 @@ class ClientConnection:
 
     def accepted(self, now, connect_timeout):
         """The network connection is open: a CONNECT must come within
-        ``connect_timeout`` seconds, or the connection is closed."""
+        ``connect_timeout`` seconds, or the connection is closed.
+
+        The deadline counts from here, not from the last byte: a CONNECT
+        dribbled a byte at a time (slowloris) is closed on time too.  The
+        connection is counted under its IP address; one over
+        ``max_connections_per_address`` is refused at its CONNECT
+        (core/admission.py)."""
         self.last_rx = now
-        self._deadline = self.broker.timers.call_at(
+        broker = self.broker
+        admission = broker.admission
+        self.meter = admission.meter(now)
+        if not self.over_limit:
+            peer = self.transport.peer
+            host = peer[0] if peer else None
+            if admission.admit(host):
+                self.address = host
+            else:
+                self.over_limit = True
+                broker.stats.refused_per_address += 1
+        self._deadline = broker.timers.call_at(
             now + connect_timeout, self._connect_deadline
         )
 
     def _connect_deadline(self, now):
         self._deadline = None
         if self.state == NEW:
+            self.broker.stats.connect_timeouts += 1
             self.sink.timed_out("CONNECT")
+
+    # -- inbound rate limit (core/admission.py) --------------------------------
+
+    def input_received(self, nbytes, now):
+        """The adapter read ``nbytes`` (and handed over their packets):
+        charge them; over the budget, stop reading until it is back."""
+        meter = self.meter
+        if meter is None or self.state == CLOSED:
+            return
+        wait = meter.charge(nbytes, now)
+        if wait > 0 and meter.timer is None:
+            self.broker.stats.rate_limited += 1
+            self.sink.pause_input()
+            meter.timer = self.broker.timers.call_at(now + wait, self._input_due)
+
+    def _input_due(self, now):
+        meter = self.meter
+        meter.timer = None
+        if self.state == CLOSED:
+            return
+        wait = meter.wait(now)
+        if wait > 0:
+            meter.timer = self.broker.timers.call_at(now + wait, self._input_due)
+            return
+        # Its silence while we did not read is ours: keepalive counts anew.
+        self.last_rx = now
+        self.sink.resume_input()
+
+    @property
+    def throttled(self):
+        """Reading is paused by the rate limit."""
+        return self.meter is not None and self.meter.timer is not None
 
     def start_keepalive(self, now):
         """The CONNECT arrived: keepalive counts from it [MQTT-3.1.2-24].
@@ -507,6 +566,11 @@ class ClientConnection:
     def _keepalive_deadline(self, now):
         self._deadline = None
         if self.state == CLOSED:
+            return
+        if self.throttled:
+            # Not reading is our doing, not the client's silence.
+            self._deadline = self.broker.timers.call_at(
+                now + self.keepalive_timeout, self._keepalive_deadline)
             return
         due = self.last_rx + self.keepalive_timeout
         if now >= due:
@@ -531,6 +595,13 @@ class ClientConnection:
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
+        meter = self.meter
+        if meter is not None and meter.timer is not None:
+            meter.timer.cancel()
+            meter.timer = None
+        if self.address is not None:
+            self.broker.admission.release(self.address)
+            self.address = None
         self.outbox = []
         self.outbox_bytes = 0
         if state == CONNECTED:

@@ -42,6 +42,13 @@ class IConnectionSink(Interface):
         """The client did not send ``what`` (``"CONNECT"``) in time: say so
         in the log (the core has no logger) and close."""
 
+    def pause_input():
+        """Stop reading from the client (its rate limit is spent,
+        core/admission.py); output goes on."""
+
+    def resume_input():
+        """Read from the client again."""
+
 
 class IStore(Interface):
     """The persistence the core reports to (core/store.py, ``StoreOps``)."""

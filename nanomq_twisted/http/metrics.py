@@ -20,7 +20,8 @@ while the SQLite store cannot commit (disk full, read-only, I/O error;
 persistence; ``nanomq_persistence_write_failures`` counts the failed
 commit attempts; after them come ours for the state quotas
 (core/quotas.py): retained count and bytes, what the quotas refused, and
-the queue and slow-consumer drops.  Counters keep NanoMQ's naming (no
+the queue and slow-consumer drops; then our counters of floods and slow
+peers (core/admission.py, docs/reliability.md).  Counters keep NanoMQ's naming (no
 ``_total``).
 """
 
@@ -74,6 +75,16 @@ METRICS = (
      "Messages dropped: the session queue held max_mqueue_bytes"),
     ("nanomq_messages_dropped_slow_consumer", "counter",
      "QoS 0 messages dropped: the client did not read (outbox over its limit)"),
+    ("nanomq_connections_rate_limited", "counter",
+     "Times a connection's reading was paused by rate_limit"),
+    ("nanomq_connections_refused_per_address", "counter",
+     "Connections refused over listeners.max_connections_per_address"),
+    ("nanomq_connect_timeouts", "counter",
+     "Connections closed for no complete CONNECT within listeners.connect_timeout"),
+    ("nanomq_handshake_timeouts", "counter",
+     "TLS, WebSocket and QUIC handshakes not done within listeners.handshake_timeout"),
+    ("nanomq_http_request_timeouts", "counter",
+     "HTTP requests not received within http_server.request_timeout"),
 )
 
 _PERCENT = ("nanomq_cpu_usage", "nanomq_cpu_usage_max")
@@ -121,6 +132,11 @@ def broker_gauges(broker):
         "nanomq_messages_dropped_queue_full": stats.dropped_queue_full,
         "nanomq_messages_dropped_queue_bytes": stats.dropped_queue_bytes,
         "nanomq_messages_dropped_slow_consumer": stats.dropped_slow_consumer,
+        "nanomq_connections_rate_limited": stats.rate_limited,
+        "nanomq_connections_refused_per_address": stats.refused_per_address,
+        "nanomq_connect_timeouts": stats.connect_timeouts,
+        "nanomq_handshake_timeouts": stats.handshake_timeouts,
+        "nanomq_http_request_timeouts": stats.http_request_timeouts,
     }
 
 

@@ -1,11 +1,11 @@
 """The HTTP listener of the REST API."""
 
 from twisted.logger import Logger
-from twisted.web.server import Site
 
 from ..transport.listeners import ListenerService, tcp_endpoint
 from .api import RootAPI
 from .auth import default_credentials_exposed
+from .deadline import DeadlineSite
 
 _log = Logger()
 
@@ -16,11 +16,14 @@ def build_http_listener(control, reactor):
 
     Once the port is bound, a REST API that takes the shipped
     ``admin``/``public`` from beyond loopback is warned about, once per
-    start of the listener (``/ctrl/restart`` starts a new one)."""
+    start of the listener (``/ctrl/restart`` starts a new one).  Every
+    request must arrive within ``http_server.request_timeout``
+    (http/deadline.py)."""
     api = RootAPI(control, reactor)
-    site = Site(api.app.resource(), reactor=reactor, parsePOSTFormSubmission=False)
-    site.displayTracebacks = False
     http = api.http
+    site = DeadlineSite(api.app.resource(), reactor, http.request_timeout, api.broker.stats,
+                        parsePOSTFormSubmission=False)
+    site.displayTracebacks = False
     endpoint = tcp_endpoint(reactor, http.ip_addr, http.port)
     service = ListenerService("http", endpoint, site, "(HTTP REST API)")
     service.listening.addCallback(lambda port: warn_if_exposed(api, port))

@@ -39,14 +39,26 @@ def tcp_listener_name(listener):
 
 def build_listeners(config, broker, reactor):
     """``{name: ListenerService}`` for every enabled MQTT listener of
-    ``config.listeners``, all sharing ``broker``."""
+    ``config.listeners``, all sharing ``broker``.
+
+    ``listeners.connect_timeout`` bounds every listener's wait for CONNECT,
+    ``listeners.handshake_timeout`` its TLS handshake, WebSocket upgrade and
+    QUIC stream opening: a peer that sends nothing, or one byte at a time,
+    is closed after at most their sum (docs/reliability.md)."""
     listeners = config.listeners
+    connect_timeout = listeners.connect_timeout
+    handshake_timeout = listeners.handshake_timeout
+    stats = broker.stats
+
+    def mqtt_factory(name, max_connections=0):
+        return MQTTServerFactory(broker, reactor, name, max_connections, connect_timeout)
+
     built = {}
     for listener in listeners.tcp:
         if not listener.enable:
             continue
         name = tcp_listener_name(listener)
-        factory = MQTTServerFactory(broker, reactor, name, listener.max_connections)
+        factory = mqtt_factory(name, listener.max_connections)
         endpoint = tcp_endpoint(reactor, listener.host, listener.port, listener.backlog)
         built[name] = ListenerService(name, endpoint, factory, "(MQTT over TCP)")
 
@@ -55,14 +67,15 @@ def build_listeners(config, broker, reactor):
             continue
         name = ssl_listener_name(listener)
         endpoint = TLSServerEndpoint(
-            reactor, listener, listener.host, listener.port, listener.backlog, name
+            reactor, listener, listener.host, listener.port, listener.backlog, name,
+            handshake_timeout, stats,
         )
-        factory = MQTTServerFactory(broker, reactor, name, listener.max_connections)
+        factory = mqtt_factory(name, listener.max_connections)
         built[name] = ListenerService(name, endpoint, factory, "(MQTT over TLS)")
 
     ws = listeners.ws
     if ws is not None:
-        factory = WebSocketFactory(MQTTServerFactory(broker, reactor, "ws"), ws.path, reactor)
+        factory = WebSocketFactory(mqtt_factory("ws"), ws.path, reactor, handshake_timeout, stats)
         endpoint = tcp_endpoint(reactor, ws.host, ws.port)
         built["ws"] = ListenerService(
             "ws", endpoint, factory, f"(MQTT over WebSocket, path {ws.path})"
@@ -70,8 +83,10 @@ def build_listeners(config, broker, reactor):
 
     wss = listeners.wss
     if wss is not None:
-        factory = WebSocketFactory(MQTTServerFactory(broker, reactor, "wss"), wss.path, reactor)
-        endpoint = TLSServerEndpoint(reactor, wss, wss.host, wss.port, name="wss")
+        factory = WebSocketFactory(mqtt_factory("wss"), wss.path, reactor, handshake_timeout,
+                                   stats)
+        endpoint = TLSServerEndpoint(reactor, wss, wss.host, wss.port, name="wss",
+                                     handshake_timeout=handshake_timeout, stats=stats)
         built["wss"] = ListenerService(
             "wss", endpoint, factory, f"(MQTT over secure WebSocket, path {wss.path})"
         )
@@ -81,8 +96,9 @@ def build_listeners(config, broker, reactor):
         # aioquic is imported only when QUIC is configured.
         from .quic.server import QuicServerEndpoint
 
-        endpoint = QuicServerEndpoint(reactor, quic)
-        factory = MQTTServerFactory(broker, reactor, "quic")
+        endpoint = QuicServerEndpoint(reactor, quic, stream_timeout=handshake_timeout,
+                                      stats=stats)
+        factory = mqtt_factory("quic")
         built["quic"] = ListenerService(
             "quic", endpoint, factory, "(MQTT over QUIC, ALPN mqtt)"
         )

@@ -18,7 +18,11 @@ and turns the transport's flow control into the core's: the protocol registers a
 Twisted's buffer passes its high-water mark it calls ``pauseProducing``
 (we stop reading from this client and tell the connection to keep output
 in its outbox), ``resumeProducing`` sends the outbox and lets the session
-move queued messages into flight.
+move queued messages into flight.  The core's inbound rate limit
+(core/admission.py) pauses reading the same way (``pause_input``); reading
+resumes only when neither pause holds.  A close the broker decides
+unregisters the producer first (a TLS transport does not close while one
+is registered) and aborts a peer that lingers past ``CLOSE_TIMEOUT``.
 
 An exception that is not an ``MqttError`` is a bug: it is logged with its
 traceback and the connection is closed with 0x80 Unspecified error.
@@ -41,6 +45,11 @@ IP_ADDRESSES = (IPv4Address, IPv6Address)
 
 #: A client must send CONNECT within this many seconds of connecting.
 CONNECT_TIMEOUT = 10.0
+
+#: Seconds a connection the broker closed may take to go away before it is
+#: aborted: a TLS close waits for the peer's close_notify, which a hostile
+#: peer never sends.
+CLOSE_TIMEOUT = 5.0
 
 
 class TlsPeer:
@@ -75,6 +84,10 @@ class MQTTServerProtocol(Protocol):
         self.conn = None
         self.decoder = None
         self._closing = False
+        # Reading stops while either holds (pause_input / pauseProducing).
+        self._input_paused = False
+        self._output_paused = False
+        self._abort_call = None
 
     def tls_established(self, peer):
         """The TLS handshake finished (before ``makeConnection``)."""
@@ -133,11 +146,15 @@ class MQTTServerProtocol(Protocol):
             self._log.failure("Internal error handling a packet from {peer}", peer=conn.peer)
             conn.protocol_error(MqttError(rc.UNSPECIFIED_ERROR, "internal error"), now)
         finally:
+            conn.input_received(len(data), now)
             broker.in_turn = False
             broker.flush()
 
     def connectionLost(self, reason):
         self._closing = True
+        call, self._abort_call = self._abort_call, None
+        if call is not None and call.active():
+            call.cancel()
         factory = self.conn_factory
         if factory is not None:
             factory.connection_closed(self)
@@ -155,22 +172,52 @@ class MQTTServerProtocol(Protocol):
     def close(self):
         if not self._closing:
             self._closing = True
-            self.transport.loseConnection()
+            transport = self.transport
+            # A TLS transport does not close while a producer is registered;
+            # nothing is produced after this anyway.
+            transport.unregisterProducer()
+            transport.loseConnection()
+            self._abort_call = self.clock.callLater(CLOSE_TIMEOUT, self._abort)
+
+    def _abort(self):
+        self._abort_call = None
+        self.transport.abortConnection()
 
     def timed_out(self, what):
+        # A peer that has not even sent its CONNECT gets no graceful close
+        # (a slowloris would not answer TLS's close_notify either).
         self._log.info("No {what} from {peer} in time", what=what, peer=self.conn.peer)
-        self.close()
+        if not self._closing:
+            self._closing = True
+            self.transport.unregisterProducer()
+            self.transport.abortConnection()
+
+    def pause_input(self):
+        # The rate limit is spent (core/admission.py): stop reading the
+        # socket; the client's TCP window fills and its writes block.
+        if self._closing:
+            return
+        self._input_paused = True
+        self.transport.pauseProducing()
+
+    def resume_input(self):
+        self._input_paused = False
+        if not self._closing and not self._output_paused:
+            self.transport.resumeProducing()
 
     # -- IPushProducer (our transport tells us its buffer is full) ---------
 
     def pauseProducing(self):
+        self._output_paused = True
         self.conn.pause_output()
         self.transport.pauseProducing()
 
     def resumeProducing(self):
         if self._closing:
             return
-        self.transport.resumeProducing()
+        self._output_paused = False
+        if not self._input_paused:
+            self.transport.resumeProducing()
         broker = self.broker
         broker.in_turn = True
         try:
@@ -193,13 +240,14 @@ class MQTTServerFactory(Factory):
     timeout like any other.  ``connect_timeout`` is the CONNECT deadline.
     """
 
-    connect_timeout = CONNECT_TIMEOUT
-
-    def __init__(self, broker, clock, listener="default", max_connections=0):
+    def __init__(self, broker, clock, listener="default", max_connections=0,
+                 connect_timeout=CONNECT_TIMEOUT):
         self.broker = broker
         self.clock = clock
         self.listener = listener
         self.max_connections = max_connections
+        #: ``listeners.connect_timeout``: seconds from accept to CONNECT.
+        self.connect_timeout = connect_timeout
         self.open_connections = 0
 
     def buildProtocol(self, addr):

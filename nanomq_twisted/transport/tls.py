@@ -269,6 +269,9 @@ class HandshakeGate(Protocol):
 
     def _timed_out(self):
         self._timeout = None
+        stats = self.gate_factory.stats
+        if stats is not None:
+            stats.handshake_timeouts += 1
         self._log.info(
             "TLS handshake with {host}:{port} timed out",
             host=getattr(self.addr, "host", "?"),
@@ -297,12 +300,14 @@ class HandshakeGateFactory(Factory):
     """Builds ``HandshakeGate``s in front of ``wrapped_factory``."""
 
     def __init__(self, wrapped_factory, clock, name="ssl", handshake_timeout=HANDSHAKE_TIMEOUT,
-                 identity_as_username=False):
+                 identity_as_username=False, stats=None):
         self.wrapped_factory = wrapped_factory
         self.clock = clock
         self.name = name
         self.handshake_timeout = handshake_timeout
         self.identity_as_username = identity_as_username
+        #: The broker's ``Stats`` (``handshake_timeouts``), or None.
+        self.stats = stats
 
     def buildProtocol(self, addr):
         gate = HandshakeGate(self, addr)
@@ -314,13 +319,16 @@ class TLSServerEndpoint:
     """An ``IStreamServerEndpoint``: TCP, TLS from ``listener``'s keys, and
     the handshake gate in front of the listened factory."""
 
-    def __init__(self, reactor, listener, host, port, backlog=1024, name="ssl"):
+    def __init__(self, reactor, listener, host, port, backlog=1024, name="ssl",
+                 handshake_timeout=HANDSHAKE_TIMEOUT, stats=None):
         self.reactor = reactor
         self.listener = listener
         self.host = host
         self.port = port
         self.backlog = backlog
         self.name = name
+        self.handshake_timeout = handshake_timeout
+        self.stats = stats
 
     def listen(self, factory):
         try:
@@ -330,8 +338,9 @@ class TLSServerEndpoint:
         except TLSConfigError:
             return defer.fail()
         gated = HandshakeGateFactory(
-            factory, self.reactor, self.name,
+            factory, self.reactor, self.name, self.handshake_timeout,
             identity_as_username=self.listener.use_identity_as_username,
+            stats=self.stats,
         )
         tls_factory = TLSMemoryBIOFactory(options, False, gated)
         endpoint = tcp_endpoint(self.reactor, self.host, self.port, self.backlog)

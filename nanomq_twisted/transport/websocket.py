@@ -204,6 +204,9 @@ class WebSocketProtocol(Protocol):
 
     def _timed_out(self):
         self._timeout = None
+        stats = self.ws_factory.stats
+        if stats is not None:
+            stats.handshake_timeouts += 1
         self._log.info("WebSocket handshake from {peer} timed out", peer=self.transport.getPeer())
         self.disconnecting = True
         self.transport.abortConnection()
@@ -267,11 +270,16 @@ class WebSocketProtocol(Protocol):
 class WebSocketFactory(Factory):
     """Serves ``wrapped_factory``'s protocol over WebSocket at ``path``."""
 
-    def __init__(self, wrapped_factory, path, clock, handshake_timeout=HANDSHAKE_TIMEOUT):
+    def __init__(self, wrapped_factory, path, clock, handshake_timeout=HANDSHAKE_TIMEOUT,
+                 stats=None):
         self.wrapped_factory = wrapped_factory
         self.path = path
         self.clock = clock
+        #: Seconds from the TCP (WSS: TLS) connection to a complete upgrade
+        #: request, however slowly it arrives.
         self.handshake_timeout = handshake_timeout
+        #: The broker's ``Stats`` (``handshake_timeouts``), or None.
+        self.stats = stats
 
     def buildProtocol(self, addr):
         protocol = WebSocketProtocol(self)

@@ -15,7 +15,7 @@ import threading
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
-from twisted.internet import defer, reactor, threads
+from twisted.internet import defer, protocol, reactor, task, threads
 
 from nanomq_twisted.config import loads
 from nanomq_twisted.tap import make_app
@@ -256,10 +256,41 @@ class Clients:
         return threads.deferToThread(stop)
 
 
+class Dribbler(protocol.Protocol):
+    """A slowloris: sends ``data`` one byte per ``interval`` seconds (on
+    the reactor) until the peer closes; ``closed`` fires then."""
+
+    def __init__(self, data, interval):
+        self.data = data
+        self.interval = interval
+        self.sent = 0
+        self.received = b""
+        self.closed = defer.Deferred()
+        self._loop = None
+
+    def connectionMade(self):
+        self._loop = task.LoopingCall(self._one)
+        self._loop.start(self.interval)
+
+    def _one(self):
+        if self.sent < len(self.data):
+            self.transport.write(self.data[self.sent:self.sent + 1])
+            self.sent += 1
+
+    def dataReceived(self, data):
+        self.received += data
+
+    def connectionLost(self, reason):
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        self.closed.callback(None)
+
+
 __all__ = [
     "TIMEOUT",
     "Client",
     "Clients",
+    "Dribbler",
     "RawClient",
     "in_thread",
     "play",

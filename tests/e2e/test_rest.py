@@ -151,11 +151,13 @@ class PrometheusTests(RestCase):
         families = {f.name: f for f in text_string_to_metric_families(text.decode("utf-8"))}
         # NanoMQ's 15 and ours: nanomq_http_default_credentials, two
         # dashboard login counters, the two nanomq_persistence_* (healthy
-        # without persistence, no failures) and 8 for the state quotas.
-        self.assertEqual(len(families), 28)
+        # without persistence, no failures), 8 for the state quotas and 5
+        # counters of floods and slow peers.
+        self.assertEqual(len(families), 33)
         self.assertEqual(families["nanomq_persistence_healthy"].samples[0].value, 1)
         self.assertEqual(families["nanomq_persistence_write_failures"].samples[0].value, 0)
         self.assertEqual(families["nanomq_retained_refused"].type, "counter")
+        self.assertEqual(families["nanomq_connections_rate_limited"].type, "counter")
         self.assertEqual(families["nanomq_connections_count"].samples[0].value, 1)
         # The API here listens on 127.0.0.1 only.
         self.assertEqual(families["nanomq_http_default_credentials"].samples[0].value, 0)

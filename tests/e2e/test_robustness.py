@@ -27,7 +27,7 @@ import random
 import selectors
 import socket
 
-from twisted.internet import defer, protocol, reactor, task, threads
+from twisted.internet import defer, reactor, task, threads
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.trial import unittest
 
@@ -35,7 +35,7 @@ from nanomq_twisted.core.broker import OUTBOX_LIMIT
 from nanomq_twisted.core.connection import FLUSH_SLICE
 
 from .. import packets as P
-from .support import TIMEOUT, Clients, RawClient, in_thread, start_broker
+from .support import TIMEOUT, Clients, Dribbler, RawClient, in_thread, start_broker
 
 MALFORMED = 0x81
 PROTOCOL_ERROR = 0x82
@@ -170,35 +170,6 @@ def _password_only():
     # Flags 0x42: password + clean session, no user name [MQTT-3.1.2-22].
     body = P.string("MQTT") + b"\x04\x42\x00\x3c" + P.string("pw") + P.string("secret")
     return P.fixed(0x10, body)
-
-
-class _Dribbler(protocol.Protocol):
-    """Sends ``data`` one byte per ``interval`` until the peer closes."""
-
-    def __init__(self, data, interval):
-        self.data = data
-        self.interval = interval
-        self.sent = 0
-        self.received = b""
-        self.closed = defer.Deferred()
-        self._loop = None
-
-    def connectionMade(self):
-        self._loop = task.LoopingCall(self._one)
-        self._loop.start(self.interval)
-
-    def _one(self):
-        if self.sent < len(self.data):
-            self.transport.write(self.data[self.sent:self.sent + 1])
-            self.sent += 1
-
-    def dataReceived(self, data):
-        self.received += data
-
-    def connectionLost(self, reason):
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-        self.closed.callback(None)
 
 
 @defer.inlineCallbacks
@@ -367,11 +338,11 @@ class HostilePeerTests(unittest.TestCase):
         connect = P.connect("slowloris-" + "x" * 200)
         peers = []
         for _ in range(3):
-            peer = _Dribbler(connect, 0.02)
+            peer = Dribbler(connect, 0.02)
             endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", running.port)
             yield connectProtocol(endpoint, peer)
             peers.append(peer)
-        silent = _Dribbler(b"", 1.0)
+        silent = Dribbler(b"", 1.0)
         yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", running.port), silent)
         yield defer.gatherResults([p.closed for p in peers + [silent]])
         for peer in peers:

@@ -224,3 +224,38 @@ class ErrorMappingTests(ProtocolTestCase):
         protocol, transport = self.connected("m", level=4)
         protocol.dataReceived(b"\x36\x00" + P.PINGREQ)
         self.assertEqual(transport.value(), b"")
+
+
+class ClosingTests(ProtocolTestCase):
+    """A close the broker decides must end the socket even when the peer
+    does not cooperate: Twisted's TLS transport does not close while a
+    producer is registered, then waits for the peer's close_notify."""
+
+    def test_close_unregisters_and_aborts_a_lingering_peer(self):
+        from nanomq_twisted.transport.protocol import CLOSE_TIMEOUT
+
+        protocol, transport = self.connected("m", level=4)
+        protocol.dataReceived(b"\x36\x00")  # malformed: the broker closes
+        self.assertTrue(transport.disconnecting)
+        self.assertIsNone(transport.producer)
+        aborted = []
+        transport.abortConnection = lambda: aborted.append(True)
+        self.clock.advance(CLOSE_TIMEOUT - EPSILON)
+        self.assertEqual(aborted, [])
+        self.clock.advance(2 * EPSILON)
+        self.assertEqual(aborted, [True])
+
+    def test_no_abort_once_the_connection_is_gone(self):
+        protocol, _transport = self.connected("m", level=4)
+        protocol.dataReceived(b"\x36\x00")
+        call = protocol._abort_call
+        self.lose(protocol)
+        self.assertFalse(call.active())
+
+    def test_connect_timeout_aborts_at_once(self):
+        protocol, transport = self.connection()
+        protocol.dataReceived(P.connect("slow")[:5])
+        self.clock.advance(CONNECT_TIMEOUT + EPSILON)
+        self.assertTrue(transport.disconnecting)
+        self.assertIsNone(transport.producer)
+        self.assertEqual(self.broker.stats.connect_timeouts, 1)

@@ -28,10 +28,11 @@ def free_port():
         return s.getsockname()[1]
 
 
-def shipped_on_ports(workdir, changes=()):
+def shipped_on_ports(workdir, changes=(), extra=""):
     """Write ``workdir/nanomq.conf`` (`shipped_copy`) with fixed free
-    ports and the extra ``(pattern, replacement)`` ``changes``, each of
-    which must match once; returns ``(path, {"tcp", "ws", "http": port})``."""
+    ports, the ``(pattern, replacement)`` ``changes``, each of which must
+    match once, and ``extra`` HOCON appended; returns ``(path, {"tcp",
+    "ws", "http": port})``."""
     path = shipped_copy(workdir)
     ports = {"tcp": free_port(), "ws": free_port(), "http": free_port()}
     with open(path, encoding="utf-8") as f:
@@ -41,7 +42,7 @@ def shipped_on_ports(workdir, changes=()):
         (r'"127\.0\.0\.1:0/mqtt"', f'"127.0.0.1:{ports["ws"]}/mqtt"'),
         (r"\bport = 0\n", f"port = {ports['http']}\n"),
         *changes,
-    ], path)
+    ], path) + extra
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
     return path, ports

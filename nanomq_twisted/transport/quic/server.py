@@ -65,12 +65,20 @@ class QuicServerProtocol(DatagramProtocol):
 
     _log = Logger()
 
-    def __init__(self, configuration, protocol_factory, clock):
+    def __init__(self, configuration, protocol_factory, clock, stream_timeout=10.0, stats=None):
         self.configuration = configuration
         self.protocol_factory = protocol_factory
         self.clock = clock
+        #: Seconds a new connection has to finish its handshake and open
+        #: the MQTT stream (``listeners.handshake_timeout``): a peer that
+        #: keeps a QUIC connection alive with PINGs but never opens a
+        #: stream would otherwise never meet the CONNECT timeout.
+        self.stream_timeout = stream_timeout
+        #: The broker's ``Stats`` (``handshake_timeouts``), or None.
+        self.stats = stats
         self.connections = {}  # connection id -> StreamSession
         self.sessions = set()
+        self.deadlines = {}  # StreamSession without its stream yet -> DelayedCall
 
     def datagramReceived(self, data, addr):
         try:
@@ -112,13 +120,32 @@ class QuicServerProtocol(DatagramProtocol):
         session = StreamSession(
             self.protocol_factory, False, addr, self.transport.getHost(),
         )
+        self.deadlines[session] = self.clock.callLater(
+            self.stream_timeout, self._no_stream, session)
         session.on_cid = lambda cid, issued: self._map(session, cid, issued)
+        session.on_open = lambda protocol: self._cancel_deadline(session)
         session.on_terminated = lambda event: self._forget(session)
         session.driver = QuicDriver(quic, self.clock, self.transport.write, session)
         self.sessions.add(session)
         self.connections[original_cid] = session
         self.connections[quic.host_cid] = session
         return session
+
+    def _cancel_deadline(self, session):
+        call = self.deadlines.pop(session, None)
+        if call is not None and call.active():
+            call.cancel()
+
+    def _no_stream(self, session):
+        self.deadlines.pop(session, None)
+        if session.protocol is not None or session.terminated:
+            return
+        if self.stats is not None:
+            self.stats.handshake_timeouts += 1
+        self._log.info("QUIC connection from {host}:{port} opened no MQTT stream in time",
+                       host=session.peer[0], port=session.peer[1])
+        session.abort("no MQTT stream in time")
+        self._forget(session)
 
     def _map(self, session, cid, issued):
         if issued:
@@ -127,6 +154,7 @@ class QuicServerProtocol(DatagramProtocol):
             del self.connections[cid]
 
     def _forget(self, session):
+        self._cancel_deadline(session)
         self.sessions.discard(session)
         for cid in [cid for cid, s in self.connections.items() if s is session]:
             del self.connections[cid]
@@ -160,15 +188,18 @@ class QuicServerEndpoint:
     """Listens for MQTT over QUIC as configured by a ``QuicListener``:
     ``listen(factory)`` fires with a ``QuicListeningPort``."""
 
-    def __init__(self, reactor, listener, clock=None):
+    def __init__(self, reactor, listener, clock=None, stream_timeout=10.0, stats=None):
         self.reactor = reactor
         self.listener = listener
         self.clock = clock or reactor
+        self.stream_timeout = stream_timeout
+        self.stats = stats
 
     def listen(self, factory):
         try:
             configuration = server_configuration(self.listener)
-            server = QuicServerProtocol(configuration, factory, self.clock)
+            server = QuicServerProtocol(configuration, factory, self.clock,
+                                        self.stream_timeout, self.stats)
             host = self.listener.host or "0.0.0.0"
             udp = self.reactor.listenUDP(self.listener.port, server, interface=host)
         except (QuicConfigError, error.CannotListenError):
