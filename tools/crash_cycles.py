@@ -139,8 +139,9 @@ def run(cycles, sync_ack, run_seed, workdir, offline_chance=OFFLINE_CHANCE):
         "never_delivered": {f"q{q}": len(verdict[f"missing_q{q}"]) for q in (1, 2)},
         "lost_window": {f"q{q}": [{"cycle": c, "lost": n,
                                    "oldest_ack_before_kill_ms": round(oldest * 1000, 1),
-                                   "newest_ack_before_kill_ms": round(newest * 1000, 1)}
-                                  for c, n, oldest, newest in verdict[f"window_q{q}"]]
+                                   "newest_ack_before_kill_ms": round(newest * 1000, 1),
+                                   "read_after_kill": late}
+                                  for c, n, oldest, newest, late in verdict[f"window_q{q}"]]
                         for q in (1, 2)},
         "lost_seqs": {f"q{q}": verdict[f"lost_q{q}"][:100] for q in (1, 2)},
         "q2_delivered_twice": len(verdict["twice_q2"]),
