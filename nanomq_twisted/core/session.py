@@ -341,12 +341,21 @@ class Session:
         if older_than is None:
             self.held_back = NO_QUEUE
         held_back = self.held_back
+        journal = self.journal
+        pubrel_waits = journal is not None and journal.store.sync_ack
         sent = 0
         for flow in self.flows.due(now, older_than):
             if flow.released:
                 # Still counted against the window until PUBCOMP, as in
-                # ``deliver``.
-                conn.write(conn.encode(Pubrel(flow.packet_id)))
+                # ``deliver``.  The PUBREC that released it may not be on
+                # disk yet (the client came back, or the retry timer fired,
+                # before its commit): the resent PUBREL waits for it as
+                # the first one did, or the client would deliver a message
+                # that a kill -9 then makes us send again as a new one.
+                if pubrel_waits:
+                    self._pubrel_after_commit(flow)
+                else:
+                    conn.write(conn.encode(Pubrel(flow.packet_id)))
                 sent += 1
             elif older_than is not None and flow in held_back:
                 continue

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.shipped.test_kill9 -*-
+# -*- test-case-name: tests.shipped.test_kill9,tests.unit.test_store_kill -*-
 """
 QoS 1/2 floods from real paho clients into persistent subscribers, and
 ``kill -9`` of the broker in the middle: the harness shared by
