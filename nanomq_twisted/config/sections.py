@@ -92,6 +92,7 @@ def build_system(node: Node | None, pid_file: str | None = None) -> SystemConfig
         hook_ipc_url=node.string("hook_ipc_url", base.hook_ipc_url),
         cmd_ipc_url=node.string("cmd_ipc_url", base.cmd_ipc_url),
         pid_file=node.string("pid_file", base.pid_file),
+        gc_threshold=node.integer("gc_threshold", base.gc_threshold, minimum=0),
     )
     node.finish()
     return cfg

@@ -61,6 +61,7 @@ from .connect import (
     finish_connect,
     refuse_over_limit,
 )
+from .deadlines import Deadlines
 from .inbound import InboundPublishes
 from .info import NO_TRANSPORT
 from .message import with_packet_id
@@ -78,7 +79,7 @@ MAX_HELD = 1000
 FLUSH_SLICE = 64 * 1024
 
 
-class ClientConnection:
+class ClientConnection(Deadlines):
     """One network connection of one MQTT client.
 
     ``transport`` (`TransportInfo`) says where it came from; with
@@ -481,106 +482,6 @@ class ClientConnection:
             self.send(Disconnect(reason_code, props))
         self.disconnect_reason = reason_code
         self.close_now()
-
-    # -- deadlines: CONNECT timeout, keepalive ---------------------------------
-
-    def accepted(self, now, connect_timeout):
-        """The network connection is open: a CONNECT must come within
-        ``connect_timeout`` seconds, or the connection is closed.
-
-        The deadline counts from here, not from the last byte: a CONNECT
-        dribbled a byte at a time (slowloris) is closed on time too.  The
-        connection is counted under its IP address; one over
-        ``max_connections_per_address`` is refused at its CONNECT
-        (core/admission.py)."""
-        self.last_rx = now
-        broker = self.broker
-        admission = broker.admission
-        self.meter = admission.meter(now)
-        if not self.over_limit:
-            peer = self.transport.peer
-            host = peer[0] if peer else None
-            if admission.admit(host):
-                self.address = host
-            else:
-                self.over_limit = True
-                broker.stats.refused_per_address += 1
-        self._deadline = broker.timers.call_at(
-            now + connect_timeout, self._connect_deadline
-        )
-
-    def _connect_deadline(self, now):
-        self._deadline = None
-        if self.state == NEW:
-            self.broker.stats.connect_timeouts += 1
-            self.sink.timed_out("CONNECT")
-
-    # -- inbound rate limit (core/admission.py) --------------------------------
-
-    def input_received(self, nbytes, now):
-        """The adapter read ``nbytes`` (and handed over their packets):
-        charge them; over the budget, stop reading until it is back."""
-        meter = self.meter
-        if meter is None or self.state == CLOSED:
-            return
-        wait = meter.charge(nbytes, now)
-        if wait > 0 and meter.timer is None:
-            self.broker.stats.rate_limited += 1
-            self.sink.pause_input()
-            meter.timer = self.broker.timers.call_at(now + wait, self._input_due)
-
-    def _input_due(self, now):
-        meter = self.meter
-        meter.timer = None
-        if self.state == CLOSED:
-            return
-        wait = meter.wait(now)
-        if wait > 0:
-            meter.timer = self.broker.timers.call_at(now + wait, self._input_due)
-            return
-        # Its silence while we did not read is ours: keepalive counts anew.
-        self.last_rx = now
-        self.sink.resume_input()
-
-    @property
-    def throttled(self):
-        """Reading is paused by the rate limit."""
-        return self.meter is not None and self.meter.timer is not None
-
-    def start_keepalive(self, now):
-        """The CONNECT arrived: keepalive counts from it [MQTT-3.1.2-24].
-
-        One core timer per connection, checked at most once per timeout:
-        rather than pushing a deadline back on every packet, the check
-        compares with ``last_rx`` and re-arms for the rest."""
-        deadline = self._deadline
-        if deadline is not None:
-            deadline.cancel()
-            self._deadline = None
-        timeout = self.keepalive_timeout
-        if timeout:
-            self._deadline = self.broker.timers.call_at(
-                self.last_rx + timeout, self._keepalive_deadline
-            )
-
-    def _keepalive_deadline(self, now):
-        self._deadline = None
-        if self.state == CLOSED:
-            return
-        if self.throttled:
-            # Not reading is our doing, not the client's silence.
-            self._deadline = self.broker.timers.call_at(
-                now + self.keepalive_timeout, self._keepalive_deadline)
-            return
-        due = self.last_rx + self.keepalive_timeout
-        if now >= due:
-            self.keepalive_expired(now)
-        else:
-            self._deadline = self.broker.timers.call_at(due, self._keepalive_deadline)
-
-    def keepalive_expired(self, now):
-        """No packet within keepalive × multiplier [MQTT-3.1.2-22]."""
-        self.server_disconnect(rc.KEEP_ALIVE_TIMEOUT, now, "keep alive timeout")
 
     def detached(self):
         """The broker let go of this connection (it closed, or a takeover

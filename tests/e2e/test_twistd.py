@@ -4,6 +4,7 @@ subprocess, from a directory that is not the source tree, so the plugin
 must be discovered from the installed package.
 """
 
+import gc
 import os
 import re
 import shutil
@@ -13,6 +14,9 @@ import sys
 from twisted.internet import defer, error, protocol, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.trial.unittest import TestCase
+
+from nanomq_twisted.config.schema import SystemConfig
+from nanomq_twisted.tap import tune_collector
 
 LISTENING = re.compile(rb"tcp listening on 127\.0\.0\.1:(\d+)")
 
@@ -62,6 +66,39 @@ def _twistd_command():
     if os.path.exists(script):
         return [sys.executable, script]
     return [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+
+
+class _WhenRunning:
+    """Records what ``callWhenRunning`` is given."""
+
+    def __init__(self):
+        self.calls = []
+
+    def callWhenRunning(self, fn, *args):
+        self.calls.append(fn)
+
+
+class CollectorTuningTests(TestCase):
+    """tap.tune_collector: what twistd's process gets (docs/performance.md,
+    "Garbage collection")."""
+
+    def setUp(self):
+        self.addCleanup(gc.set_threshold, *gc.get_threshold())
+
+    def test_threshold_set_and_start_up_frozen_when_running(self):
+        reactor = _WhenRunning()
+        tune_collector(SystemConfig(gc_threshold=12345), reactor)
+        self.assertEqual(gc.get_threshold(), (12345, 50, 100))
+        # Frozen only once the reactor runs: after everything start-up
+        # builds, not before.
+        self.assertEqual(reactor.calls, [gc.freeze])
+
+    def test_zero_keeps_the_interpreter_settings(self):
+        before = gc.get_threshold()
+        reactor = _WhenRunning()
+        tune_collector(SystemConfig(gc_threshold=0), reactor)
+        self.assertEqual(gc.get_threshold(), before)
+        self.assertEqual(reactor.calls, [])
 
 
 class TwistdPluginTests(TestCase):

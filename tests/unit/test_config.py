@@ -123,6 +123,15 @@ class DefaultsTests(SynchronousTestCase):
         self.assertFalse(loads("sqlite { sync_ack = false }", env={}).sqlite.sync_ack)
         self.assertTrue(load(os.path.join(ETC, "nanomq.conf"), env={}).sqlite.sync_ack)
 
+    def test_gc_threshold(self):
+        # Ours (docs/configuration.md, system): 20000 unless set; 0 keeps
+        # Python's; a negative count is an error naming the key.
+        self.assertEqual(loads("", env={}).system.gc_threshold, 20000)
+        self.assertEqual(loads("system { gc_threshold = 0 }", env={}).system.gc_threshold, 0)
+        err = self.assertRaises(ConfigError, loads, "system {\n  gc_threshold = -1\n}",
+                                env={})
+        self.assertEqual(err.key, "system.gc_threshold")
+
     def test_client_max_packet_size_follows_max(self):
         mqtt = loads("mqtt.max_packet_size = 2KB", env={}).mqtt
         self.assertEqual(mqtt.client_max_packet_size, 2048)
