@@ -59,7 +59,7 @@ from soak_broker import BrokerProcess  # noqa: E402
 from soak_churn import Churn, Retained, rest_poll  # noqa: E402
 from soak_client import connect  # noqa: E402
 from soak_flows import Ledger, Publisher, Router, sleep_or_stop  # noqa: E402
-from soak_report import report  # noqa: E402
+from soak_report import git, report  # noqa: E402
 from soak_sessions import PahoPersistent, PahoPublisher, Persistent  # noqa: E402
 
 #: (flow, QoS, topic, msg/s at --rate 1, publisher (transport, version)).
@@ -107,6 +107,10 @@ class Soak:
         self.paho_subs = []
         self.paho_pubs = []
         self.samples = []
+        # The code under test, read before the run (docs may change meanwhile).
+        self.commit = git(ROOT, "rev-parse", "HEAD")
+        self.dirty = bool(git(ROOT, "status", "--short", "--", "nanomq_twisted", "tools",
+                              "bench", "etc"))
         self.stats = {"churn": collections.Counter(), "sessions": collections.Counter(),
                       "rest": {}}
 
@@ -304,7 +308,7 @@ def main(argv=None):
     finally:
         exit_code = broker.stop()
     broker.scan_log()
-    result = report(args, soak, broker, outcome, exit_code, started, ROOT)
+    result = report(args, soak, broker, outcome, exit_code, started)
     out = args.out or os.path.join(ROOT, "bench", "results",
                                    f"soak-{started.date().isoformat()}.json")
     with open(out, "w", encoding="utf-8") as f:

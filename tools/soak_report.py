@@ -60,12 +60,13 @@ def _persistent(flows, names):
     return out
 
 
-def _git(root, *args):
+def git(root, *args):
+    """``git args`` in ``root``; its output."""
     return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
                           check=False).stdout.strip()
 
 
-def report(args, soak, broker, outcome, exit_code, started, root):
+def report(args, soak, broker, outcome, exit_code, started):
     flows = {name.decode(): ledger.report() for name, ledger in soak.router.flows.items()}
     by_qos = _by_qos(flows)
     persistent_names = {c.key for c in soak.persistent + soak.paho_subs}
@@ -124,7 +125,7 @@ def report(args, soak, broker, outcome, exit_code, started, root):
     gen, bro = outcome["generator_cpu_s"], outcome["broker_cpu_s"]
     result = {
         "date": started.date().isoformat(), "started": started.isoformat(timespec="seconds"),
-        "commit": _git(root, "rev-parse", "HEAD"), "dirty": bool(_git(root, "status", "--short")),
+        "commit": soak.commit, "dirty": soak.dirty,
         "python": sys.version.split()[0], "machine": {
             "cpus": os.cpu_count(), "platform": platform.platform(),
             "loadavg_end": os.getloadavg(), "nice": os.nice(0)},
