@@ -3,9 +3,12 @@
 Deliberately independent of ``nanomq_twisted.mqtt`` (a benchmark that used
 the broker's own codec could not notice when that codec is wrong) and of
 paho (a paho generator measures paho).  Only what a generator needs:
-CONNECT, SUBSCRIBE, PUBLISH (QoS 0/1, retain), PUBACK, DISCONNECT, a
-blocking setup helper, and ``walk``, the slow-path parser that splits a
-byte string into packets by their fixed headers and remaining lengths.
+CONNECT, SUBSCRIBE, PUBLISH (QoS 0/1/2, retain), PUBACK, PUBREC, PUBREL,
+PUBCOMP, DISCONNECT, a blocking setup helper, and ``walk``, the slow-path
+parser that splits a byte string into packets by their fixed headers and
+remaining lengths.  ``version=5`` gives the 5.0 forms with no properties
+except a Session Expiry Interval on CONNECT (the soak, tools/soak.py, needs
+5.0 sessions); the benchmark itself speaks 3.1.1.
 
 The hot path does not parse at all: see ``loadgen.Ring`` (packets are
 encoded once into a ring buffer; receivers compare what they get against
@@ -52,24 +55,42 @@ def mqtt_str(s):
     return struct.pack("!H", len(b)) + b
 
 
-def connect_packet(client_id, keepalive=600, clean=True):
-    """CONNECT, protocol level 4 (3.1.1).  A long keepalive so idle
-    benchmark connections are never reaped during a run."""
-    body = mqtt_str("MQTT") + bytes([4, 0x02 if clean else 0]) + struct.pack("!H", keepalive)
+def connect_packet(client_id, keepalive=600, clean=True, version=4, session_expiry=None):
+    """CONNECT, protocol level 4 (3.1.1) or 5.  A long keepalive so idle
+    benchmark connections are never reaped during a run.  In 5.0 ``clean``
+    is Clean Start and ``session_expiry`` (seconds) the Session Expiry
+    Interval property (absent: 0, the session ends with the connection)."""
+    body = mqtt_str("MQTT") + bytes([version, 0x02 if clean else 0]) + struct.pack("!H", keepalive)
+    if version == 5:
+        props = b"" if session_expiry is None else b"\x11" + struct.pack("!I", session_expiry)
+        body += varint(len(props)) + props
     body += mqtt_str(client_id)
     return b"\x10" + varint(len(body)) + body
 
 
-def subscribe_packet(pid, filters):
+def subscribe_packet(pid, filters, version=4):
     """SUBSCRIBE with one or more ``(filter, qos)`` pairs."""
-    body = struct.pack("!H", pid) + b"".join(mqtt_str(f) + bytes([q]) for f, q in filters)
+    body = struct.pack("!H", pid) + (b"\x00" if version == 5 else b"")
+    body += b"".join(mqtt_str(f) + bytes([q]) for f, q in filters)
     return b"\x82" + varint(len(body)) + body
 
 
-def publish_packet(topic, payload, qos=0, pid=0, retain=False):
+def publish_packet(topic, payload, qos=0, pid=0, retain=False, version=4):
     first = 0x30 | (qos << 1) | (1 if retain else 0)
     var = mqtt_str(topic) + (struct.pack("!H", pid) if qos else b"")
+    if version == 5:
+        var += b"\x00"
     return bytes([first]) + varint(len(var) + len(payload)) + var + payload
+
+
+#: First bytes of the acknowledgements [MQTT-3.6.1-1: PUBREL has flags 0010].
+PUBACK, PUBREC, PUBREL, PUBCOMP = 0x40, 0x50, 0x62, 0x70
+
+
+def ack_packet(first, pid):
+    """PUBACK/PUBREC/PUBREL/PUBCOMP with reason Success (the two-byte form
+    is valid in 3.1.1 and 5.0 alike)."""
+    return bytes([first, 2]) + struct.pack("!H", pid)
 
 
 def payload(pub_id, epoch, index, ts=0, size=PAYLOAD_LEN):
@@ -114,8 +135,9 @@ def walk(buf, pos=0):
     return out, pos
 
 
-def publish_fields(buf, first, start, end):
-    """``(topic, packet_id or None, payload_start)`` of a PUBLISH body."""
+def publish_fields(buf, first, start, end, version=4):
+    """``(topic, packet_id or None, payload_start)`` of a PUBLISH body
+    (5.0: the properties are skipped)."""
     tlen = (buf[start] << 8) | buf[start + 1]
     p = start + 2
     topic = bytes(buf[p:p + tlen])
@@ -124,6 +146,16 @@ def publish_fields(buf, first, start, end):
     if first & 0x06:
         pid = (buf[p] << 8) | buf[p + 1]
         p += 2
+    if version == 5:
+        plen = shift = 0
+        while True:
+            b = buf[p]
+            p += 1
+            plen |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                break
+        p += plen
     return topic, pid, p
 
 

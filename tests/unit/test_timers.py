@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.unit.test_timers -*-
 """
 ``core/timers.py``: the core's one deadline queue, driven by a stepped
 ``now`` as the adapter's DelayedCall drives it.
@@ -5,7 +6,7 @@
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from nanomq_twisted.core.timers import TimerQueue
+from nanomq_twisted.core.timers import COMPACT_MIN, TimerQueue
 
 TICK = 0.25
 
@@ -136,3 +137,48 @@ class TimerQueueTests(SynchronousTestCase):
         first.cancel()
         self.timers.call_at(5.0, self.record("c"))
         self.assertEqual(moved, [2.0, 5.0])
+
+
+class CompactionTests(SynchronousTestCase):
+    """Cancelled entries far in the future do not pile up (found by the
+    soak, tools/soak.py: one dead keepalive check per past connection,
+    each due 1.5 x keepalive later, made RSS climb while clients churned)."""
+
+    def setUp(self):
+        self.timers = TimerQueue()
+        self.calls = []
+
+    def test_churn_of_far_deadlines_stays_bounded(self):
+        live = [self.timers.call_at(10_000.0 + i, self.calls.append, i) for i in range(10)]
+        for i in range(20_000):
+            # a client connects (keepalive check due in 750 s) and leaves
+            self.timers.call_at(i * 0.01 + 750.0, self.calls.append, i).cancel()
+            self.assertLessEqual(self.timers.entries(), 2 * len(live) + COMPACT_MIN + 1)
+        self.assertEqual(len(self.timers), len(live))
+        self.assertEqual(self.timers.next_deadline(), 10_000.0)
+
+    def test_compaction_keeps_every_live_entry_in_order(self):
+        keep = []
+        for i in range(3 * COMPACT_MIN):
+            handle = self.timers.call_at(float(3 * COMPACT_MIN - i), self.record, i)
+            if i % 3 == 0:
+                keep.append(i)
+            else:
+                handle.cancel()
+        self.assertLess(self.timers.entries(), 3 * COMPACT_MIN)
+        self.assertEqual(self.timers.run_due(10.0 * COMPACT_MIN), len(keep))
+        self.assertEqual(self.calls, sorted(keep, reverse=True))
+        self.assertEqual(self.timers.entries(), 0)
+        self.assertEqual(len(self.timers), 0)
+
+    def record(self, _now, i):
+        self.calls.append(i)
+
+    def test_cancel_twice_counts_once(self):
+        handle = self.timers.call_at(1.0, self.record, 1)
+        self.timers.call_at(2.0, self.record, 2)
+        handle.cancel()
+        handle.cancel()
+        self.assertEqual(len(self.timers), 1)
+        self.assertEqual(self.timers.run_due(3.0), 1)
+        self.assertEqual(len(self.timers), 0)
