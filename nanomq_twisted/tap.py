@@ -76,17 +76,20 @@ def makeService(options):
 def tune_collector(system, reactor):
     """Make the cyclic garbage collector fit a broker process.
 
-    Python's default, a young-generation collection every 700 allocations
-    and a full one every 70,000, was 15-25% of the broker's CPU under
-    QoS 1 load to persistent sessions (docs/performance.md, "Garbage
-    collection"): every message allocates a few dozen objects, nearly all
-    freed by reference counting, and each full collection walks every
-    connection, session and stored message alive.  With
-    ``system.gc_threshold`` (20,000 by default) young collections are 28x
-    rarer, middle ones come every 50 and full ones every 100 of those
-    (still seconds apart under load, so cyclic garbage is reclaimed), and
-    once the reactor runs, everything built at start-up -- modules, the
-    configuration, restored sessions -- is frozen out of the collector's
+    Python counts container allocations minus deallocations and collects
+    its young generation every 700; nearly everything a message allocates
+    is freed at once by reference counting, so that count only climbs
+    where objects pile up -- acknowledgements held for a commit, the
+    store's pending rows.  There, with durable acknowledgements, the
+    collector ran about once per hundred messages and took 6% of the
+    core's time per message (``python bench/core_path.py --gc-threshold
+    0`` against ``20000``; docs/performance.md, "Garbage collection"), and
+    each older-generation collection walks every connection, session and
+    stored message alive.  With ``system.gc_threshold`` (20,000 by
+    default) young collections are 28x rarer, middle ones come every 50
+    and full ones every 100 of those, so cyclic garbage is still
+    reclaimed; and once the reactor runs, everything built at start-up --
+    modules, the configuration, restored sessions -- is frozen out of the
     walks (``gc.freeze``).  Only for the twistd process: tests that build
     a broker in their own process keep their interpreter's settings.
     """
