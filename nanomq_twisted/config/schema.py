@@ -56,9 +56,9 @@ class SystemConfig:
     hook_ipc_url: str = "ipc:///tmp/nanomq_hook.ipc"
     cmd_ipc_url: str = "ipc:///tmp/nanomq_cmd.ipc"
     pid_file: str = "/tmp/nanomq/nanomq.pid"
-    #: Ours: the cyclic garbage collector's first threshold (tap.py); 0
-    #: leaves Python's own (700, 10, 10).
-    gc_threshold: int = 20000
+    #: Ours: the cyclic garbage collector's first threshold (tap.py); 0,
+    #: the default, leaves Python's own (700, 10, 10).
+    gc_threshold: int = 0
 
 
 @dataclass(frozen=True)

@@ -124,10 +124,11 @@ class DefaultsTests(SynchronousTestCase):
         self.assertTrue(load(os.path.join(ETC, "nanomq.conf"), env={}).sqlite.sync_ack)
 
     def test_gc_threshold(self):
-        # Ours (docs/configuration.md, system): 20000 unless set; 0 keeps
-        # Python's; a negative count is an error naming the key.
-        self.assertEqual(loads("", env={}).system.gc_threshold, 20000)
-        self.assertEqual(loads("system { gc_threshold = 0 }", env={}).system.gc_threshold, 0)
+        # Ours (docs/configuration.md, system): 0 (Python's own) unless
+        # set; a negative count is an error naming the key.
+        self.assertEqual(loads("", env={}).system.gc_threshold, 0)
+        self.assertEqual(loads("system { gc_threshold = 20000 }", env={}).system.gc_threshold,
+                         20000)
         err = self.assertRaises(ConfigError, loads, "system {\n  gc_threshold = -1\n}",
                                 env={})
         self.assertEqual(err.key, "system.gc_threshold")
