@@ -10,24 +10,16 @@ import datetime
 import ipaddress
 import os
 import shutil
-import socket
 
 from twisted.internet import defer, protocol, reactor, task
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.error import ProcessExitedAlready
 
+from .support import free_port
+
 MOSQUITTO = shutil.which("mosquitto") or (
     "/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None
 )
-
-
-def free_port():
-    sock = socket.socket()
-    try:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-    finally:
-        sock.close()
 
 
 @defer.inlineCallbacks

@@ -20,6 +20,14 @@ from twisted.internet import defer, protocol, reactor, task, threads
 from nanomq_twisted.config import loads
 from nanomq_twisted.tap import make_app
 
+
+def free_port():
+    """A loopback TCP port nobody listens on right now (for a process the
+    test starts, which must be told its port in advance)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
 TIMEOUT = 10.0
 
 BASE_CONF = """

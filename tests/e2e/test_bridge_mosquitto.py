@@ -594,7 +594,7 @@ class QuicBridgeE2E(TestCase):
             import aioquic  # noqa: F401
         except ImportError:
             raise self.skipTest("aioquic is not installed") from None
-        from .mosquitto import free_port
+        from .support import free_port
 
         certs_dir = os.path.abspath(self.mktemp())
         os.makedirs(certs_dir)

@@ -17,27 +17,18 @@ database is read once, after the broker process has ended.
 import os
 import re
 import signal
-import socket
 import sqlite3
 import sys
 
 from twisted.internet import defer, error, protocol, reactor
 from twisted.trial.unittest import TestCase
 
-from .support import Client, Clients, in_thread
+from .support import Client, Clients, free_port, in_thread
 
 
 def listening(name):
     """The console line a listener logs once it is bound."""
     return re.compile(rb"\b" + name.encode() + rb" listening on 127\.0\.0\.1:(\d+)")
-
-
-def free_port():
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 class _Broker(protocol.ProcessProtocol):

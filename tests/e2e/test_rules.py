@@ -10,14 +10,13 @@ be reached.
 
 import json
 import os
-import socket
 import sqlite3
 import uuid
 
 from twisted.internet import defer, reactor, threads
 from twisted.trial.unittest import TestCase
 
-from tests.e2e.support import TIMEOUT, Clients, in_thread, start_broker
+from tests.e2e.support import TIMEOUT, Clients, free_port, in_thread, start_broker
 
 MYSQL = {
     "host": os.environ.get("NANOMQ_TEST_MYSQL_HOST", "127.0.0.1"),
@@ -49,15 +48,6 @@ def publish_readings(clients, topic="sensor/1"):
     for body, _ in READINGS:
         pub.publish(topic, json.dumps(body), qos=1)
     pub.disconnect()
-
-
-def free_port():
-    """A local TCP port nobody listens on."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 def mysql_connect():
@@ -293,7 +283,6 @@ class ReactorCleanTests(TestCase):
         d.addCallback(lambda running: self.assertIsNotNone(
             running.app.rules))
         return d
-
 
 
 class RestRuleTests(TestCase):

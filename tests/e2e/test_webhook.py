@@ -14,8 +14,7 @@ from twisted.web import resource, server
 from nanomq_twisted.core.webhook_events import base62, encode_payload
 from nanomq_twisted.mqtt.topics import match
 
-from .support import TIMEOUT, Client, in_thread, start_broker
-from .test_restart import free_port
+from .support import TIMEOUT, Client, free_port, in_thread, start_broker
 
 
 class Sink(resource.Resource):

@@ -16,16 +16,11 @@ import subprocess
 import sys
 import time
 
+from ..e2e.support import free_port
 from .support import ROOT, rewrite, shipped_copy
 
 #: Seconds a broker may take to start listening.
 START_TIMEOUT = 30.0
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def shipped_on_ports(workdir, changes=(), extra=""):
